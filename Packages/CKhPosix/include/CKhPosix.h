@@ -1,0 +1,39 @@
+// Small typed wrappers over POSIX/Linux calls that Swift's Glibc module does not
+// import (GNU extensions, raw syscalls). Imported by KhProcess only.
+#ifndef CKHPOSIX_H
+#define CKHPOSIX_H
+
+#include <sys/types.h>
+#include <stddef.h>
+
+/// Spawns `path` with `argv`/`envp` in a new process group (pgid = pid), with
+/// stdin, stdout and stderr bound to the given descriptors, every signal reset
+/// to its default disposition and an empty signal mask, in `cwd` when non-NULL.
+/// Returns 0 and sets *pid, or an errno value.
+int kh_spawn(pid_t *pid, const char *path, char *const argv[], char *const envp[],
+             const char *cwd, int stdin_fd, int stdout_fd, int stderr_fd);
+
+/// pipe2(fds, O_CLOEXEC). Returns 0 or -1 with errno set.
+int kh_pipe_cloexec(int fds[2]);
+
+/// pidfd_open(pid, 0): a descriptor that polls readable when the process exits.
+/// Returns the descriptor or -1 with errno set (ENOSYS on old kernels).
+int kh_pidfd_open(pid_t pid);
+
+/// F_SETPIPE_SZ; returns the new size or -1.
+int kh_set_pipe_size(int fd, int size);
+
+/// Sets O_NONBLOCK. Returns 0 or -1.
+int kh_set_nonblocking(int fd);
+
+/// memmem(3).
+const void *kh_memmem(const void *haystack, size_t haystack_len,
+                      const void *needle, size_t needle_len);
+
+/// The exit status / signal decoding macros of <sys/wait.h>.
+int kh_wifexited(int status);
+int kh_wexitstatus(int status);
+int kh_wifsignaled(int status);
+int kh_wtermsig(int status);
+
+#endif

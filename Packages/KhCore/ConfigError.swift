@@ -23,7 +23,7 @@ public struct ConfigError: KhReportableError, Equatable {
         self.more = more
     }
 
-    public var exitCode: ExitCode { .usage }
+    public var exitCode: KhExitCode { .usage }
 
     /// `kh.yaml:12:5: stabilize.timeout: expected a duration such as 90s, found "abc"`.
     public var location: String {

@@ -6,7 +6,7 @@ public enum RunStatus: String, Codable, Sendable {
     case running, succeeded, failed, blocked, error, interrupted
 
     /// The status a run ending with this exit code has.
-    public init(exitCode: ExitCode) {
+    public init(exitCode: KhExitCode) {
         switch exitCode {
         case .success: self = .succeeded
         case .checkFailed: self = .failed
@@ -187,7 +187,7 @@ public final class EvidenceRun: Sendable {
 
     /// Ends the run: `summary.md` (the given Markdown, or one made from the records)
     /// and `run.json` with the end time, status and counts. Only the first call counts.
-    public func finish(exitCode: ExitCode, result: String? = nil, summary: String? = nil) throws {
+    public func finish(exitCode: KhExitCode, result: String? = nil, summary: String? = nil) throws {
         let now = clock.now()
         let snapshot = state.withLock { state -> (RunManifest, [EvidenceRecord], Interrupts.Token?)? in
             guard !state.finished else { return nil }

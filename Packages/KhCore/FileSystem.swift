@@ -24,7 +24,7 @@ public struct FileSystemError: KhReportableError {
     public var path: String
     public var operation: String
     public var reason: String
-    public var exitCode: ExitCode { .external }
+    public var exitCode: KhExitCode { .external }
     public var message: String { "\(operation) \(path): \(reason)" }
 
     public init(path: String, operation: String, reason: String) {

@@ -88,14 +88,14 @@ public enum Interrupts {
         if again {
             // A second Ctrl-C: no more waiting.
             FileHandle.standardError.write(Data("kh: interrupted again, exiting now\n".utf8))
-            _exit(ExitCode.interrupted.rawValue)
+            _exit(KhExitCode.interrupted.rawValue)
         }
         let name = signal == SIGINT ? "SIGINT" : "SIGTERM"
         FileHandle.standardError.write(Data("kh: \(name) received: stopping children and flushing evidence\n".utf8))
         // Handlers run off the signal queue so a second signal can still be seen.
         Thread.detachNewThread {
             for handler in handlers { handler.run(signal) }
-            if let exitOverride { exitOverride(ExitCode.interrupted.rawValue) } else { exit(ExitCode.interrupted.rawValue) }
+            if let exitOverride { exitOverride(KhExitCode.interrupted.rawValue) } else { exit(KhExitCode.interrupted.rawValue) }
         }
     }
 }

@@ -204,7 +204,7 @@ public struct ProcessError: KhReportableError, Equatable {
     public var executable: String
     public var detail: String
 
-    public var exitCode: ExitCode {
+    public var exitCode: KhExitCode {
         switch kind {
         case .notFound, .notExecutable: .blocked
         case .systemCall: .external

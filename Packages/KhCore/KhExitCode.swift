@@ -1,6 +1,6 @@
 /// The exit codes every kh command uses. The table is printed by `kh help exit-codes`
 /// and in the README; scripts may rely on it.
-public enum ExitCode: Int32, CaseIterable, Sendable, Codable {
+public enum KhExitCode: Int32, CaseIterable, Sendable, Codable {
     /// Everything asked for was done and every check passed.
     case success = 0
     /// A check, scenario or verification ran and failed.
@@ -42,7 +42,7 @@ public enum ExitCode: Int32, CaseIterable, Sendable, Codable {
 /// and exit with the documented code.
 public protocol KhReportableError: Error, CustomStringConvertible, Sendable {
     /// The exit code this error maps to.
-    var exitCode: ExitCode { get }
+    var exitCode: KhExitCode { get }
     /// One line naming the thing that failed (file, field, flag, command) and why.
     var message: String { get }
     /// An optional next step for the reader.
@@ -56,11 +56,11 @@ extension KhReportableError {
 
 /// The general-purpose typed error of kh.
 public struct KhError: KhReportableError, Equatable {
-    public var exitCode: ExitCode
+    public var exitCode: KhExitCode
     public var message: String
     public var hint: String?
 
-    public init(_ exitCode: ExitCode, _ message: String, hint: String? = nil) {
+    public init(_ exitCode: KhExitCode, _ message: String, hint: String? = nil) {
         self.exitCode = exitCode
         self.message = message
         self.hint = hint
@@ -80,7 +80,12 @@ public struct KhError: KhReportableError, Equatable {
 
 /// The code a failed run exits with when a command only has a list of outcomes:
 /// the most severe wins (interrupted > blocked > external > usage > failed).
-public func worstExitCode(_ codes: some Sequence<ExitCode>) -> ExitCode {
-    let order: [ExitCode] = [.success, .checkFailed, .usage, .external, .blocked, .internalError, .interrupted]
+public func worstExitCode(_ codes: some Sequence<KhExitCode>) -> KhExitCode {
+    let order: [KhExitCode] = [.success, .checkFailed, .usage, .external, .blocked, .internalError, .interrupted]
     return codes.max { order.firstIndex(of: $0)! < order.firstIndex(of: $1)! } ?? .success
+}
+
+/// kh's version, printed by `kh --version` and recorded in every `run.json`.
+public enum KhVersion {
+    public static let current = "0.1.0"
 }

@@ -1,0 +1,111 @@
+import ArgumentParser
+import Foundation
+import KhCore
+import KhPluginAPI
+
+/// The whole of kh's start-up: register plugins, hand unknown verbs to `kh-<verb>`,
+/// parse, run, and turn every outcome into the documented exit code.
+public enum KhMain {
+    /// Runs kh with the installed plugins and exits.
+    public static func run(plugins: [any KhPlugin.Type], arguments: [String] = Array(CommandLine.arguments.dropFirst())) async -> Never {
+        let environment = ProcessInfo.processInfo.environment
+        let redactor = Redactor()
+        redactor.registerEnvironment(Redactor.wellKnownSecretEnvironment, from: environment)
+        let console = Console.live(format: .text, verbosity: .normal, noColor: false, redactor: redactor, environment: environment)
+        do {
+            try PluginRegistry.install(plugins)
+        } catch {
+            report(error, console)
+            exit(KhExitCode.internalError.rawValue)
+        }
+
+        if let code = dispatchExternal(arguments, environment: environment, console: console) { exit(code) }
+        Interrupts.install()
+
+        do {
+            var command = try KhRoot.parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            exit(KhExitCode.success.rawValue)
+        } catch {
+            exit(handle(error, console: console))
+        }
+    }
+
+    /// Maps an error to its exit code, printing what a person needs.
+    static func handle(_ error: any Error, console: Console) -> Int32 {
+        if let reportable = error as? any KhReportableError {
+            report(reportable, console)
+            return reportable.exitCode.rawValue
+        }
+        if let code = error as? ExitCode { return code.rawValue }
+        if error is CancellationError { return KhExitCode.interrupted.rawValue }
+        let code = KhRoot.exitCode(for: error)
+        if code == .success {
+            console.write(KhRoot.fullMessage(for: error) + "\n", to: .stdout)
+            return 0
+        }
+        if code == .validationFailure {
+            console.write(KhRoot.fullMessage(for: error) + "\n", to: .stderr)
+            return KhExitCode.usage.rawValue
+        }
+        console.error(KhRoot.message(for: error))
+        return KhExitCode.internalError.rawValue
+    }
+
+    static func report(_ error: any Error, _ console: Console) {
+        if let reportable = error as? any KhReportableError {
+            console.error(reportable.message)
+            if let hint = reportable.hint { console.write("hint: \(hint)\n", to: .stderr) }
+        } else {
+            console.error("\(error)")
+        }
+    }
+
+    /// `kh [globals] VERB ARGS` where VERB is not a kh command: exec `kh-VERB ARGS`
+    /// from PATH. Returns an exit code when it could not; nil when VERB is kh's own.
+    static func dispatchExternal(_ arguments: [String], environment: [String: String], console: Console) -> Int32? {
+        let leading: (environment: [String: String], rest: [String])
+        do {
+            leading = try ExternalCommands.leadingGlobals(arguments)
+        } catch {
+            report(error, console)
+            return KhExitCode.usage.rawValue
+        }
+        guard let verb = leading.rest.first, !verb.hasPrefix("-") else { return nil }
+        let known = KhRoot.configuration.subcommands.map { $0._commandName } + ["help"]
+        guard !known.contains(verb) else { return nil }
+        guard let path = ExternalCommands.find(verb, path: environment["PATH"] ?? "") else {
+            let hint = suggestion(verb, among: known).map { "did you mean `kh \($0)`?" } ?? "see `kh --help`, or put an executable kh-\(verb) on PATH"
+            report(KhError.usage("'\(verb)' is not a kh command and no kh-\(verb) was found on PATH", hint: hint), console)
+            return KhExitCode.usage.rawValue
+        }
+        var env = environment.merging(leading.environment) { $1 }
+        env["KH_BIN"] = (CommandLine.arguments.first.flatMap { URL(fileURLWithPath: $0).standardizedFileURL.path }) ?? "kh"
+        if let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { env["KH_BIN"] = exe }
+        env["KH_VERSION"] = KhVersion.current
+        let error = ExternalCommands.exec(path, arguments: Array(leading.rest.dropFirst()), environment: env)
+        report(error, console)
+        return KhExitCode.external.rawValue
+    }
+
+    static func suggestion(_ verb: String, among known: [String]) -> String? {
+        known.filter { $0 != "help" }.map { ($0, distance($0, verb)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }?.0
+    }
+
+    static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var row = Array(0...b.count)
+        for i in 1...max(a.count, 1) where !a.isEmpty {
+            var next = [i] + Array(repeating: 0, count: b.count)
+            for j in stride(from: 1, through: b.count, by: 1) {
+                next[j] = min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            row = next
+        }
+        return a.isEmpty ? b.count : row[b.count]
+    }
+}

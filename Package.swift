@@ -101,7 +101,7 @@ let package = Package(
             name: "KhHostTests",
             dependencies: ["KhHost", "KhPluginAPI", "KhCore", "KhTestSupport"],
             path: "Tests/KhHostTests",
-            resources: [.copy("Golden")],
+            exclude: ["Golden"],
             swiftSettings: strict
         ),
     ],

@@ -107,7 +107,9 @@ public struct ConfigFile: Sendable {
         let value: T
         do {
             value = try T(from: decoder)
-        } catch let error as ConfigError {
+        } catch var error as ConfigError {
+            // The decoder names fields relative to the section.
+            error.field = error.field.isEmpty ? name : error.field.hasPrefix("[") ? name + error.field : name + "." + error.field
             throw error
         } catch let error as DecodingError {
             throw convert(error, section: name, sectionNode: sectionNode)

@@ -23,8 +23,9 @@ public final class TemporaryDirectory: Sendable {
     public func write(_ name: String, _ text: String, executable: Bool = false) throws -> String {
         let file = path + "/" + name
         try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try Data(text.utf8).write(to: URL(fileURLWithPath: file))
-        if executable { chmod(file, 0o755) }
+        // Atomic (O_CLOEXEC temp file + rename): a script is never open for writing
+        // while a test in parallel spawns a child, so exec cannot fail with ETXTBSY.
+        try AtomicFile.write(Data(text.utf8), to: file, mode: executable ? 0o755 : 0o644)
         return file
     }
 

@@ -3,30 +3,36 @@ import KhCore
 
 /// Streams a child's output to a log file: one line per output line, prefixed with
 /// a UTC timestamp and the stream (`out|`, `err|`, and `kh |` for kh's own notes),
-/// secrets redacted. Buffered, written in large blocks, flushed at least every
-/// 200 ms while the child is quiet so `tail -f` stays live.
+/// secrets redacted. Lines are copied once into a raw 256 KiB buffer that is written
+/// in large blocks, and flushed at least every 200 ms while the child is quiet so
+/// `tail -f` stays live.
 final class LogWriter: @unchecked Sendable {
     private let fd: Int32
-    private var buffer: [UInt8] = []
-    private var stamp: [UInt8] = []
+    private static let capacity = 256 << 10
+    private let buffer = UnsafeMutableRawPointer.allocate(byteCount: LogWriter.capacity, alignment: 16)
+    private var used = 0
+    /// `2026-11-21T19:41:03.123Z out| ` and the `err| ` variant, made once per chunk.
+    private var outPrefix: [UInt8] = []
+    private var errPrefix: [UInt8] = []
     private var stampSecond: Int = -1
     private var secondPrefix: [UInt8] = []
     private let redactor: Redactor?
-    private static let flushAt = 512 * 1024
-    private static let tags: [OutputStream: [UInt8]] = [.stdout: Array(" out| ".utf8), .stderr: Array(" err| ".utf8)]
+    private var scratch: [UInt8] = []
 
     init(path: String, redactor: Redactor?) throws {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty { try LocalFileSystem().createDirectory(directory) }
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
+            buffer.deallocate()
             throw FileSystemError(path: path, operation: "open log", reason: String(cString: strerror(errno)))
         }
         self.redactor = redactor
-        buffer.reserveCapacity(Self.flushAt + 128 * 1024)
     }
 
-    var hasPending: Bool { !buffer.isEmpty }
+    deinit { buffer.deallocate() }
+
+    var hasPending: Bool { used > 0 }
 
     /// Takes the time once for a chunk of output: every line in it gets this stamp.
     func beginChunk() {
@@ -44,50 +50,69 @@ final class LogWriter: @unchecked Sendable {
             secondPrefix = Array(text.utf8)
         }
         let ms = Int(ts.tv_nsec / 1_000_000)
-        stamp = secondPrefix
+        var stamp = secondPrefix
         stamp.append(UInt8(48 + ms / 100))
         stamp.append(UInt8(48 + (ms / 10) % 10))
         stamp.append(UInt8(48 + ms % 10))
         stamp.append(UInt8(ascii: "Z"))
+        outPrefix = stamp + Array(" out| ".utf8)
+        errPrefix = stamp + Array(" err| ".utf8)
+    }
+
+    @inline(__always)
+    private func put(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        if used + bytes.count > Self.capacity {
+            flush()
+            if bytes.count > Self.capacity {
+                writeAll(bytes)
+                return
+            }
+        }
+        (buffer + used).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        used += bytes.count
     }
 
     @inline(__always)
     func line(_ bytes: UnsafeRawBufferPointer, stream: OutputStream, redaction: RedactionSnapshot?) {
-        buffer.append(contentsOf: stamp)
-        buffer.append(contentsOf: Self.tags[stream]!)
-        if let redaction {
-            redaction.append(bytes, to: &buffer)
+        (stream == .stdout ? outPrefix : errPrefix).withUnsafeBytes { put($0) }
+        if let redaction, !redaction.isEmpty {
+            scratch.removeAll(keepingCapacity: true)
+            redaction.append(bytes, to: &scratch)
+            scratch.withUnsafeBytes { put($0) }
         } else {
-            buffer.append(contentsOf: bytes)
+            put(bytes)
         }
-        buffer.append(0x0A)
-        if buffer.count >= Self.flushAt { flush() }
+        if used == Self.capacity { flush() }
+        buffer.storeBytes(of: 0x0A, toByteOffset: used, as: UInt8.self)
+        used += 1
     }
 
     /// A note of kh's own (start, deadline, kill, exit), written at once.
     func header(_ text: String) {
         beginChunk()
-        buffer.append(contentsOf: stamp)
-        buffer.append(contentsOf: Array(" kh | ".utf8))
-        buffer.append(contentsOf: Array((redactor?.redact(text) ?? text).utf8))
-        buffer.append(0x0A)
+        let stamp = outPrefix.dropLast(6)
+        let note = Array(stamp) + Array(" kh | ".utf8) + Array((redactor?.redact(text) ?? text).utf8) + [0x0A]
+        note.withUnsafeBytes { put($0) }
         flush()
     }
 
     func flush() {
-        guard !buffer.isEmpty else { return }
-        buffer.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return
-                }
-                offset += n
+        guard used > 0 else { return }
+        writeAll(UnsafeRawBufferPointer(start: buffer, count: used))
+        used = 0
+    }
+
+    private func writeAll(_ bytes: UnsafeRawBufferPointer) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return
             }
+            offset += n
         }
-        buffer.removeAll(keepingCapacity: true)
     }
 
     func close() {

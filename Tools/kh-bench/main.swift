@@ -1,1 +1,185 @@
-print("b")
+// kh-bench: benchmarks measured in one run, printed as a table of ratios against
+// baselines measured in the same run. `make bench` builds release binaries and runs
+// this. Usage: kh-bench [--kh PATH] [--runs N] [--stream-bytes N]
+//        kh-bench stream-once BYTES LOG   (internal: one runner streaming pass)
+import Foundation
+import KhCore
+import KhProcess
+
+let arguments = Array(CommandLine.arguments.dropFirst())
+
+/// A line like terraform's: 99 bytes + newline.
+let producerLine = "module.kube-hetzner.hcloud_server.agents[\"0-0-agent-small\"]: Still creating... [10s elapsed] ....."
+
+func producerScript(bytes: Int) -> String {
+    "yes '\(producerLine)' | head -c \(bytes)"
+}
+
+if arguments.first == "stream-once" {
+    // One pass of the local runner streaming BYTES of child output into LOG.
+    guard arguments.count == 3, let bytes = Int(arguments[1]) else {
+        FileHandle.standardError.write(Data("usage: kh-bench stream-once BYTES LOG\n".utf8))
+        exit(2)
+    }
+    let semaphore = DispatchSemaphore(value: 0)
+    Task.detached {
+        let result = try await LocalRunner().run(
+            Command("sh", ["-c", producerScript(bytes: bytes)]),
+            options: RunOptions(timeout: .seconds(600), logPath: arguments[2]))
+        guard result.succeeded, result.stdoutBytes == bytes else {
+            FileHandle.standardError.write(Data("stream-once: \(result.summary), \(result.stdoutBytes) bytes\n".utf8))
+            exit(1)
+        }
+        semaphore.signal()
+    }
+    semaphore.wait()
+    exit(0)
+}
+
+// MARK: options
+
+func option(_ name: String) -> String? {
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
+    return arguments[index + 1]
+}
+
+let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+let khPath = option("--kh") ?? (URL(fileURLWithPath: selfPath).deletingLastPathComponent().path + "/kh")
+let runs = Int(option("--runs") ?? "") ?? 40
+let streamBytes = Int(option("--stream-bytes") ?? "") ?? (1 << 30)
+
+// MARK: measuring
+
+struct Sample {
+    var seconds: Double
+    var maxRSSKiB: Int
+    var status: Int32
+}
+
+/// Spawns a command with stdin, stdout and stderr on /dev/null, waits, and returns
+/// wall time and the child's peak RSS (wait4's rusage).
+func measure(_ argv: [String]) -> Sample {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    for fd: Int32 in [0, 1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
+    var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+    defer { for p in cArgs { free(p) } }
+    var pid: pid_t = 0
+    let start = ContinuousClock.now
+    let rc = posix_spawn(&pid, argv[0], &actions, nil, &cArgs, environ)
+    guard rc == 0 else { return Sample(seconds: .nan, maxRSSKiB: 0, status: -1) }
+    var status: Int32 = 0
+    var usage = rusage()
+    while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+    let elapsed = (ContinuousClock.now - start).seconds
+    return Sample(seconds: elapsed, maxRSSKiB: usage.ru_maxrss, status: status)
+}
+
+func which(_ name: String) -> String? { try? LocalRunner.resolve(name, path: ProcessInfo.processInfo.environment["PATH"] ?? "") }
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return .nan }
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
+func startup(_ argv: [String]) -> (median: Double, p90: Double) {
+    for _ in 0..<3 { _ = measure(argv) }
+    let samples = (0..<runs).map { _ in measure(argv).seconds }
+    let sorted = samples.sorted()
+    return (median(samples), sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.9))])
+}
+
+struct Row {
+    var name: String
+    var kh: String
+    var baseline: String
+    var ratio: String
+    var goal: String
+    var met: Bool?
+}
+
+var rows: [Row] = []
+func ms(_ s: Double) -> String { String(format: "%.2f ms", s * 1000) }
+
+// MARK: 1. startup
+
+FileHandle.standardError.write(Data("kh-bench: startup, \(runs) runs each (kh: \(khPath))\n".utf8))
+guard FileManager.default.isExecutableFile(atPath: khPath) else {
+    FileHandle.standardError.write(Data("kh-bench: \(khPath) is not executable; build it first (make release)\n".utf8))
+    exit(2)
+}
+let kh = startup([khPath, "--help"])
+var startupMet = kh.median <= 0.010
+rows.append(Row(name: "kh --help (median, p90 \(ms(kh.p90)))", kh: ms(kh.median), baseline: "-", ratio: "-", goal: "median <= 10 ms", met: kh.median <= 0.010))
+for (tool, args) in [("hcloud", ["version"]), ("kubectl", ["version", "--client"])] {
+    guard let path = which(tool) else {
+        rows.append(Row(name: "kh --help vs \(tool) \(args.joined(separator: " "))", kh: ms(kh.median), baseline: "\(tool) not installed", ratio: "-", goal: "-", met: nil))
+        continue
+    }
+    let base = startup([path] + args)
+    let ratio = kh.median / base.median
+    let goal = tool == "hcloud" ? "<= 1.00x" : "report"
+    let met: Bool? = tool == "hcloud" ? ratio <= 1.0 : nil
+    if tool == "hcloud" { startupMet = startupMet && ratio <= 1.0 }
+    rows.append(Row(name: "kh --help vs \(tool) \(args.joined(separator: " "))", kh: ms(kh.median), baseline: ms(base.median), ratio: String(format: "%.2fx", ratio), goal: goal, met: met))
+}
+
+// MARK: 2. streaming
+
+let scratch = NSTemporaryDirectory() + "/kh-bench-\(getpid())"
+try? FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: true)
+defer { try? FileManager.default.removeItem(atPath: scratch) }
+
+func gib(_ bytes: Int) -> String { bytes >= 1 << 30 ? String(format: "%.2f GiB", Double(bytes) / Double(1 << 30)) : "\(bytes >> 20) MiB" }
+
+var rssBySize: [(Int, Int)] = []
+for size in [streamBytes / 4, streamBytes] {
+    FileHandle.standardError.write(Data("kh-bench: streaming \(gib(size)) (runner vs cat)\n".utf8))
+    var khTimes: [Double] = []
+    var catTimes: [Double] = []
+    var peak = 0
+    for _ in 0..<5 {
+        let khLog = scratch + "/kh.log", catLog = scratch + "/cat.log"
+        // Each pass starts with no dirty pages from the one before: writeback of an
+        // earlier pass must not land on the next one's clock.
+        sync()
+        let a = measure([selfPath, "stream-once", String(size), khLog])
+        guard a.status == 0 else {
+            FileHandle.standardError.write(Data("kh-bench: stream-once failed (status \(a.status))\n".utf8))
+            exit(1)
+        }
+        khTimes.append(a.seconds)
+        peak = max(peak, a.maxRSSKiB)
+        try? FileManager.default.removeItem(atPath: khLog)
+        sync()
+        let b = measure(["/bin/sh", "-c", producerScript(bytes: size) + " | cat > " + catLog])
+        catTimes.append(b.seconds)
+        try? FileManager.default.removeItem(atPath: catLog)
+    }
+    let khRate = Double(size) / median(khTimes) / Double(1 << 20)
+    let catRate = Double(size) / median(catTimes) / Double(1 << 20)
+    let ratio = khRate / catRate
+    rssBySize.append((size, peak))
+    rows.append(
+        Row(
+            name: "stream \(gib(size)) to log: throughput", kh: String(format: "%.0f MiB/s", khRate), baseline: String(format: "cat %.0f MiB/s", catRate),
+            ratio: String(format: "%.2fx", ratio), goal: ">= 0.80x", met: ratio >= 0.8))
+    rows.append(
+        Row(name: "stream \(gib(size)) to log: peak RSS", kh: String(format: "%.1f MB", Double(peak) * 1024 / 1e6), baseline: "-", ratio: "-", goal: "<= 64 MB", met: Double(peak) * 1024 / 1e6 <= 64))
+}
+
+// MARK: table
+
+let headers = ["benchmark", "kh", "baseline", "ratio", "goal", "met"]
+let table = rows.map { [$0.name, $0.kh, $0.baseline, $0.ratio, $0.goal, $0.met.map { $0 ? "yes" : "NO" } ?? "-"] }
+let widths = headers.indices.map { i in ([headers[i]] + table.map { $0[i] }).map(\.count).max()! }
+func line(_ cells: [String]) -> String {
+    "| " + cells.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }.joined(separator: " | ") + " |"
+}
+print(line(headers))
+print("|" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "|") + "|")
+for row in table { print(line(row)) }
+print("")
+print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; producer: yes | head -c N, \(producerLine.utf8.count + 1)-byte lines; 5 passes per size (sync before each), median")

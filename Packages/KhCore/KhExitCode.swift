@@ -31,8 +31,10 @@ public enum KhExitCode: Int32, CaseIterable, Sendable, Codable {
 
     /// The table as text, one code per line.
     public static var table: String {
-        allCases.map { "  \(String($0.rawValue).padding(toLength: 4, withPad: " ", startingAt: 0)) \($0.meaning)" }
-            .joined(separator: "\n")
+        allCases.map { code in
+            let number = String(code.rawValue)
+            return "  " + number + String(repeating: " ", count: max(1, 5 - number.count)) + code.meaning
+        }.joined(separator: "\n")
     }
 }
 

@@ -8,7 +8,7 @@ extension KhRoot {
     /// `kh doctor`: are the tools, config and secrets kh needs in place?
     struct Doctor: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Check the external tools, the config file and the secrets kh uses.",
+            commandName: "doctor", abstract: "Check the external tools, the config file and the secrets kh uses.",
             discussion: """
                 Each line is PASS, WARN, FAIL or INFO. A required tool that is missing fails \
                 (exit 3); an invalid config fails (exit 2). Secrets are reported as set or not \

@@ -43,6 +43,11 @@ public enum KhMain {
         }
         if let code = error as? ExitCode { return code.rawValue }
         if error is CancellationError { return KhExitCode.interrupted.rawValue }
+        if error is CleanExit {
+            // --help, --version, help SUBCOMMAND: one message build, to stdout.
+            console.write(KhRoot.fullMessage(for: error) + "\n", to: .stdout)
+            return 0
+        }
         let code = KhRoot.exitCode(for: error)
         if code == .success {
             console.write(KhRoot.fullMessage(for: error) + "\n", to: .stdout)

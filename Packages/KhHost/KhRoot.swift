@@ -1,11 +1,18 @@
 import ArgumentParser
 import KhCore
 import KhPluginAPI
+import Synchronization
 
 /// `kh`: the root command. Its subcommands are kh's own (`plugins`, `doctor`,
 /// `completion`) and, grouped under a heading each, the installed plugins' commands.
 public struct KhRoot: AsyncParsableCommand {
-    public static var configuration: CommandConfiguration {
+    /// Built once, on first use after the plugins are installed: ArgumentParser reads
+    /// it many times while parsing, and start-up time is measured (make bench).
+    public static var configuration: CommandConfiguration { cachedConfiguration.value }
+
+    private static let cachedConfiguration = LazyConfiguration()
+
+    static func makeConfiguration() -> CommandConfiguration {
         CommandConfiguration(
             commandName: "kh",
             abstract: "Runbooks for Kubernetes platforms as deterministic, time-bounded commands that leave evidence.",
@@ -43,7 +50,7 @@ extension KhRoot {
     /// `kh plugins`: the plugins built into this kh and the `kh-*` executables on PATH.
     struct Plugins: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List installed plugins and external kh-* commands.")
+            commandName: "plugins", abstract: "List installed plugins and external kh-* commands.")
 
         @OptionGroup var global: GlobalOptions
 
@@ -105,7 +112,7 @@ extension KhRoot {
     /// `kh completion SHELL`: the completion script swift-argument-parser generates.
     struct Completion: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Print a shell completion script.",
+            commandName: "completion", abstract: "Print a shell completion script.",
             discussion: "bash: kh completion bash > /etc/bash_completion.d/kh   zsh: kh completion zsh > \"${fpath[1]}/_kh\"")
 
         @Argument(help: "bash, zsh or fish.") var shell: String
@@ -118,6 +125,19 @@ extension KhRoot {
 
         func run() throws {
             print(KhRoot.completionScript(for: CompletionShell(rawValue: shell)!), terminator: "")
+        }
+    }
+}
+
+/// A value computed once, thread-safely.
+final class LazyConfiguration: Sendable {
+    private let storage = Mutex<CommandConfiguration?>(nil)
+    var value: CommandConfiguration {
+        storage.withLock { stored in
+            if let stored { return stored }
+            let made = KhRoot.makeConfiguration()
+            stored = made
+            return made
         }
     }
 }

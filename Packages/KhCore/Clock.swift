@@ -93,7 +93,8 @@ public struct KhDuration: Sendable, Hashable, Codable, CustomStringConvertible, 
         let container = try decoder.singleValueContainer()
         if let seconds = try? container.decode(Double.self) {
             guard seconds >= 0 else {
-                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "expected \(Self.expected), found \(seconds)"))
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: decoder.codingPath, debugDescription: "expected \(Self.expected), found \(seconds)"))
             }
             duration = .milliseconds(Int64((seconds * 1000).rounded()))
             return

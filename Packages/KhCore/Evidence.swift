@@ -219,10 +219,14 @@ public final class EvidenceRun: Sendable {
         if let result = manifest.result { lines.append("- result: \(result)") }
         lines.append("- started: \(Timestamp.iso8601(manifest.startedAt))")
         if let ended = manifest.endedAt {
-            lines.append("- ended: \(Timestamp.iso8601(ended)) (\(Duration.milliseconds(Int64(ended.timeIntervalSince(manifest.startedAt) * 1000)).humanDescription))")
+            lines.append(
+                "- ended: \(Timestamp.iso8601(ended)) (\(Duration.milliseconds(Int64(ended.timeIntervalSince(manifest.startedAt) * 1000)).humanDescription))"
+            )
         }
         if !manifest.counts.isEmpty {
-            lines.append("- records: " + CheckStatus.allCases.compactMap { s in manifest.counts[s.rawValue].map { "\($0) \(s.rawValue)" } }.joined(separator: ", "))
+            lines.append(
+                "- records: "
+                    + CheckStatus.allCases.compactMap { s in manifest.counts[s.rawValue].map { "\($0) \(s.rawValue)" } }.joined(separator: ", "))
         }
         lines.append("")
         if !records.isEmpty {

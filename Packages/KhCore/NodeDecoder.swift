@@ -260,7 +260,8 @@ public struct Secret: Decodable, Sendable, CustomStringConvertible, Equatable {
         if let container = try? decoder.container(keyedBy: Keys.self) {
             let variable = try container.decode(String.self, forKey: .env)
             guard let value = ProcessInfo.processInfo.environment[variable], !value.isEmpty else {
-                throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "environment variable \(variable) is not set"))
+                throw DecodingError.dataCorrupted(
+                    .init(codingPath: decoder.codingPath, debugDescription: "environment variable \(variable) is not set"))
             }
             name = variable
             self.value = value

@@ -63,7 +63,7 @@ extension KhRoot {
                     try run.record(
                         EvidenceRecord(
                             kind: "check", name: check.name, status: check.status, message: check.message,
-                            log: check.name.hasPrefix("tool:") ? run.relativeLogPath(for: check.name) : nil,
+                            log: check.name.hasPrefix("tool:") && check.path != nil ? run.relativeLogPath(for: check.name) : nil,
                             data: try JSONValue(encoding: check)))
                 }
                 let configFailed = checks.contains { $0.name == "config" && $0.status == .fail }
@@ -81,13 +81,16 @@ extension KhRoot {
             } else {
                 let width = report.checks.map(\.name.count).max() ?? 10
                 for check in report.checks {
-                    let color: Style = switch check.status {
-                    case .pass: .green
-                    case .warn: .yellow
-                    case .fail, .error: .red
-                    default: .dim
-                    }
-                    console.result("\(console.style(check.status.label, color)) \(check.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(check.message)")
+                    let color: Style =
+                        switch check.status {
+                        case .pass: .green
+                        case .warn: .yellow
+                        case .fail, .error: .red
+                        default: .dim
+                        }
+                    console.result(
+                        "\(console.style(check.status.label, color)) \(check.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(check.message)"
+                    )
                 }
                 console.result(["pass", "warn", "fail"].map { "\(report.counts[$0] ?? 0) \($0)" }.joined(separator: ", "))
             }
@@ -109,7 +112,8 @@ extension KhRoot {
                 }
             }
             for name in required where byName[name] == nil {
-                byName[name] = ToolRequirement(name: name, versionArguments: ["--version"], versionPattern: #"v?(\d+\.\d+[.\d]*)"#, purpose: "required by --require")
+                byName[name] = ToolRequirement(
+                    name: name, versionArguments: ["--version"], versionPattern: #"v?(\d+\.\d+[.\d]*)"#, purpose: "required by --require")
                 order.append(name)
             }
             return order.map { name in
@@ -146,19 +150,22 @@ extension KhRoot {
             do {
                 result = try await context.runner.run(
                     Command(path, tool.versionArguments),
-                    options: RunOptions(timeout: timeout, killGrace: .seconds(2), logPath: run.logPath(for: name), captureLimit: 1 << 20, redactor: context.redactor))
+                    options: RunOptions(
+                        timeout: timeout, killGrace: .seconds(2), logPath: run.logPath(for: name), captureLimit: 1 << 20, redactor: context.redactor))
             } catch {
                 return Check(name: name, status: missingStatus, message: "\(error)", path: path, required: tool.required)
             }
             if result.timedOut {
                 return Check(
-                    name: name, status: missingStatus, message: "`\(([tool.name] + tool.versionArguments).joined(separator: " "))` \(result.summary)", path: path,
+                    name: name, status: missingStatus, message: "`\(([tool.name] + tool.versionArguments).joined(separator: " "))` \(result.summary)",
+                    path: path,
                     required: tool.required)
             }
             let text = result.stdoutText + "\n" + result.stderrText
             let version = firstCapture(tool.versionPattern, in: text)
             guard result.succeeded || version != nil else {
-                return Check(name: name, status: missingStatus, message: "version command failed: \(result.summary)", path: path, required: tool.required)
+                return Check(
+                    name: name, status: missingStatus, message: "version command failed: \(result.summary)", path: path, required: tool.required)
             }
             guard let version else {
                 let said = text.split(separator: "\n").first { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.map(String.init) ?? "nothing"
@@ -188,7 +195,9 @@ extension KhRoot {
                 }
             }
             let sections = context.config.sectionNames
-            return Check(name: "config", status: .pass, message: "\(path) is valid" + (sections.isEmpty ? "" : " (sections: \(sections.joined(separator: ", ")))"))
+            return Check(
+                name: "config", status: .pass,
+                message: "\(path) is valid" + (sections.isEmpty ? "" : " (sections: \(sections.joined(separator: ", ")))"))
         }
 
         static func checkSecrets(_ context: CommandContext) -> [Check] {

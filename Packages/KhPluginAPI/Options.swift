@@ -11,13 +11,17 @@ extension KhDuration: ExpressibleByArgument {
 /// The options every kh command takes. Environment variables supply defaults:
 /// `KH_CONFIG`, `KH_OUTPUT`, `KH_EVIDENCE_DIR`; `NO_COLOR` turns color off.
 public struct GlobalOptions: ParsableArguments, Sendable {
-    @Option(name: .long, help: ArgumentHelp("Config file.", discussion: "Default: $KH_CONFIG, ./kh.yaml, then $XDG_CONFIG_HOME/kh/config.yaml.", valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Config file.", discussion: "Default: $KH_CONFIG, ./kh.yaml, then $XDG_CONFIG_HOME/kh/config.yaml.", valueName: "path"))
     public var config: String?
 
     @Option(name: .long, help: ArgumentHelp("Result format on stdout: text or json (default: $KH_OUTPUT or text).", valueName: "format"))
     public var output: OutputFormat?
 
-    @Option(name: .customLong("evidence-dir"), help: ArgumentHelp("Where run folders go (default: $KH_EVIDENCE_DIR, kh.evidence_dir, ./.kh/runs).", valueName: "dir"))
+    @Option(
+        name: .customLong("evidence-dir"),
+        help: ArgumentHelp("Where run folders go (default: $KH_EVIDENCE_DIR, kh.evidence_dir, ./.kh/runs).", valueName: "dir"))
     public var evidenceDir: String?
 
     @Flag(name: .shortAndLong, help: "More detail on stderr (repeat for debug).")
@@ -108,7 +112,8 @@ public struct MutationOptions: ParsableArguments, Sendable {
         if yes { return .proceed }
         guard stdinIsTerminal else {
             throw KhError.usage(
-                "refusing to \(action) without --yes: stdin is not a terminal", hint: "re-run with --yes to proceed, or --dry-run to see what would change")
+                "refusing to \(action) without --yes: stdin is not a terminal",
+                hint: "re-run with --yes to proceed, or --dry-run to see what would change")
         }
         console.write("\(action)? [y/N] ", to: .stderr)
         let answer = (readAnswer() ?? "").trimmingCharacters(in: .whitespaces).lowercased()

@@ -72,18 +72,26 @@ public struct ToolRequirement: Sendable, Hashable {
 
     /// The tools of the runbooks kh automates.
     public static let known: [ToolRequirement] = [
-        ToolRequirement(name: "git", versionArguments: ["--version"], versionPattern: #"git version (\d+\.\d+[.\d]*)"#, purpose: "module repositories"),
+        ToolRequirement(
+            name: "git", versionArguments: ["--version"], versionPattern: #"git version (\d+\.\d+[.\d]*)"#, purpose: "module repositories"),
         ToolRequirement(
             name: "kubectl", versionArguments: ["version", "--client", "-o", "json"], versionPattern: #""gitVersion":\s*"v?([^"]+)""#,
             minimumVersion: "1.26", purpose: "Kubernetes access (gitops, install, reliability)"),
         ToolRequirement(
             name: "terraform", versionArguments: ["version", "-json"], versionPattern: #""terraform_version":\s*"([^"]+)""#,
             minimumVersion: "1.5", purpose: "kube-hetzner scenarios (stabilize)"),
-        ToolRequirement(name: "ssh", versionArguments: ["-V"], versionPattern: #"OpenSSH_([0-9][^\s,]*)"#, purpose: "node triage, ssh_command prefixes"),
+        ToolRequirement(
+            name: "ssh", versionArguments: ["-V"], versionPattern: #"OpenSSH_([0-9][^\s,]*)"#, purpose: "node triage, ssh_command prefixes"),
         ToolRequirement(name: "aws", versionArguments: ["--version"], versionPattern: #"aws-cli/(\S+)"#, purpose: "EKS install"),
-        ToolRequirement(name: "helm", versionArguments: ["version", "--short"], versionPattern: #"v?(\d+\.\d+\.\d+[^\s+]*)"#, purpose: "Karpenter chart (install)"),
-        ToolRequirement(name: "hcloud", versionArguments: ["version"], versionPattern: #"hcloud v?(\d+\.\d+[.\d]*)"#, purpose: "Hetzner Cloud CLI (stabilize clean, snapshots)"),
-        ToolRequirement(name: "promtool", versionArguments: ["--version"], versionPattern: #"promtool, version (\S+)"#, purpose: "alert rules (reliability alerts)"),
+        ToolRequirement(
+            name: "helm", versionArguments: ["version", "--short"], versionPattern: #"v?(\d+\.\d+\.\d+[^\s+]*)"#, purpose: "Karpenter chart (install)"
+        ),
+        ToolRequirement(
+            name: "hcloud", versionArguments: ["version"], versionPattern: #"hcloud v?(\d+\.\d+[.\d]*)"#,
+            purpose: "Hetzner Cloud CLI (stabilize clean, snapshots)"),
+        ToolRequirement(
+            name: "promtool", versionArguments: ["--version"], versionPattern: #"promtool, version (\S+)"#,
+            purpose: "alert rules (reliability alerts)"),
     ]
 }
 

@@ -241,7 +241,9 @@ final class ProcessSession: @unchecked Sendable {
                         at: Date(), silentSeconds: silent.seconds, lastLine: lastLine ?? Self.lastLine(of: [out, err], redactor: options.redactor),
                         killed: options.killOnIdle)
                     stalls.append(event)
-                    log?.header("no output for \(silent.humanDescription) (idle threshold \(idle.humanDescription))" + (options.killOnIdle ? ": killing process group \(pid)" : ""))
+                    log?.header(
+                        "no output for \(silent.humanDescription) (idle threshold \(idle.humanDescription))"
+                            + (options.killOnIdle ? ": killing process group \(pid)" : ""))
                     options.onStall?(event)
                     if options.killOnIdle {
                         killedForIdle = true
@@ -255,7 +257,8 @@ final class ProcessSession: @unchecked Sendable {
                 let drained = now - exitAt
                 if drained >= options.drainAfterExit {
                     // A grandchild holds the pipes: stop waiting for it.
-                    log?.header("child exited but its output stays open after \(options.drainAfterExit.humanDescription): a leftover process holds it")
+                    log?.header(
+                        "child exited but its output stays open after \(options.drainAfterExit.humanDescription): a leftover process holds it")
                     out.close()
                     err.close()
                     continue
@@ -349,7 +352,11 @@ final class ProcessSession: @unchecked Sendable {
 
     /// The last line captured, from the stream that wrote last, when the capture holds it.
     static func lastLine(of streams: [StreamState], redactor: Redactor?) -> String? {
-        guard let stream = streams.filter({ $0.total > 0 && !($0.capture.truncated && $0.capture.keep == .head) }).max(by: { $0.lastWrite < $1.lastWrite }) else {
+        guard
+            let stream = streams.filter({ $0.total > 0 && !($0.capture.truncated && $0.capture.keep == .head) }).max(by: {
+                $0.lastWrite < $1.lastWrite
+            })
+        else {
             return nil
         }
         let text = String(decoding: stream.capture.data.suffix(4096), as: UTF8.self)

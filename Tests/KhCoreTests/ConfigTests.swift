@@ -73,7 +73,8 @@ struct ConfigTests {
         #expect(error?.line == 7)
         #expect(error?.column == 16)
         #expect(error?.field == "stabilize.scenarios[1].timeout")
-        #expect(error?.message == #"kh.yaml:7:16: stabilize.scenarios[1].timeout: expected a duration such as 90s, 45m, 1h30m or 500ms, found "soon""#)
+        #expect(
+            error?.message == #"kh.yaml:7:16: stabilize.scenarios[1].timeout: expected a duration such as 90s, 45m, 1h30m or 500ms, found "soon""#)
         #expect(error?.exitCode == .usage)
     }
 

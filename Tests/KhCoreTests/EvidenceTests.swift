@@ -54,7 +54,8 @@ struct EvidenceTests {
         let token = "hcloud-token-0123456789"
         redactor.register(name: "HCLOUD_TOKEN", value: token)
         let run = try EvidenceRun.start(root: dir.path, command: ["kh", "x", "--note", token], version: "1", redactor: redactor)
-        try run.record(EvidenceRecord(kind: "step", name: "api", status: .info, message: "GET with \(token)", data: ["header": .string("Bearer \(token)")]))
+        try run.record(
+            EvidenceRecord(kind: "step", name: "api", status: .info, message: "GET with \(token)", data: ["header": .string("Bearer \(token)")]))
         try run.finish(exitCode: .success, summary: "# done\nused \(token)\n")
         for file in ["run.json", "records.jsonl", "summary.md"] {
             let text = try String(contentsOfFile: run.directory + "/" + file, encoding: .utf8)

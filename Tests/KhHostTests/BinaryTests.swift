@@ -68,7 +68,9 @@ struct BinaryTests {
         let root = BuiltProducts.repositoryRoot
         let folders = ((try? FileManager.default.contentsOfDirectory(atPath: root + "/Plugins")) ?? [])
             .filter { FileManager.default.fileExists(atPath: root + "/Plugins/" + $0 + "/.", isDirectory: nil) }
-            .filter { var d: ObjCBool = false; return FileManager.default.fileExists(atPath: root + "/Plugins/" + $0, isDirectory: &d) && d.boolValue }
+            .filter {
+                var d: ObjCBool = false; return FileManager.default.fileExists(atPath: root + "/Plugins/" + $0, isDirectory: &d) && d.boolValue
+            }
         let result = try await KhBinary().run(["plugins", "--output", "json"])
         let listing = try JSONDecoder().decode(JSONValue.self, from: result.stdout)
         guard case .array(let plugins)? = listing["plugins"] else {
@@ -253,7 +255,8 @@ struct DoctorTests {
         #expect(!children.contains(where: ProcessTable.isAlive), "children survived SIGINT")
         let runs = try FileManager.default.contentsOfDirectory(atPath: dir.path + "/ev")
         #expect(runs.count == 1)
-        let manifest = try KhJSON.decoder().decode(RunManifest.self, from: Data(contentsOf: URL(fileURLWithPath: dir.path + "/ev/\(runs[0])/run.json")))
+        let manifest = try KhJSON.decoder().decode(
+            RunManifest.self, from: Data(contentsOf: URL(fileURLWithPath: dir.path + "/ev/\(runs[0])/run.json")))
         #expect(manifest.status == .interrupted)
         #expect(manifest.exitCode == 130)
         #expect(FileManager.default.fileExists(atPath: dir.path + "/ev/\(runs[0])/summary.md"))

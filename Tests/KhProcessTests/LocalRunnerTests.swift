@@ -1,7 +1,7 @@
 import Foundation
 import KhCore
-import Synchronization
 import KhTestSupport
+import Synchronization
 import Testing
 
 @testable import KhProcess

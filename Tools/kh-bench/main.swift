@@ -123,7 +123,9 @@ let baselines: [(tool: String, args: [String], path: String?)] = [("hcloud", ["v
 let present = baselines.filter { $0.path != nil }
 let timings = startup([[khPath, "--help"]] + present.map { [$0.path!] + $0.args })
 let kh = timings[0]
-rows.append(Row(name: "kh --help (median, p90 \(ms(kh.p90)))", kh: ms(kh.median), baseline: "-", ratio: "-", goal: "median <= 10 ms", met: kh.median <= 0.010))
+rows.append(
+    Row(name: "kh --help (median, p90 \(ms(kh.p90)))", kh: ms(kh.median), baseline: "-", ratio: "-", goal: "median <= 10 ms", met: kh.median <= 0.010)
+)
 for baseline in baselines {
     let name = "kh --help vs \(baseline.tool) \(baseline.args.joined(separator: " "))"
     guard let index = present.firstIndex(where: { $0.tool == baseline.tool }) else {
@@ -134,7 +136,8 @@ for baseline in baselines {
     let ratio = kh.median / base.median
     let isGoal = baseline.tool == "hcloud"
     rows.append(
-        Row(name: name, kh: ms(kh.median), baseline: ms(base.median), ratio: String(format: "%.2fx", ratio), goal: isGoal ? "<= 1.00x" : "report",
+        Row(
+            name: name, kh: ms(kh.median), baseline: ms(base.median), ratio: String(format: "%.2fx", ratio), goal: isGoal ? "<= 1.00x" : "report",
             met: isGoal ? ratio <= 1.0 : nil))
 }
 
@@ -176,10 +179,13 @@ for size in [streamBytes / 4, streamBytes] {
     rssBySize.append((size, peak))
     rows.append(
         Row(
-            name: "stream \(gib(size)) to log: throughput", kh: String(format: "%.0f MiB/s", khRate), baseline: String(format: "cat %.0f MiB/s", catRate),
+            name: "stream \(gib(size)) to log: throughput", kh: String(format: "%.0f MiB/s", khRate),
+            baseline: String(format: "cat %.0f MiB/s", catRate),
             ratio: String(format: "%.2fx", ratio), goal: ">= 0.80x", met: ratio >= 0.8))
     rows.append(
-        Row(name: "stream \(gib(size)) to log: peak RSS", kh: String(format: "%.1f MB", Double(peak) * 1024 / 1e6), baseline: "-", ratio: "-", goal: "<= 64 MB", met: Double(peak) * 1024 / 1e6 <= 64))
+        Row(
+            name: "stream \(gib(size)) to log: peak RSS", kh: String(format: "%.1f MB", Double(peak) * 1024 / 1e6), baseline: "-", ratio: "-",
+            goal: "<= 64 MB", met: Double(peak) * 1024 / 1e6 <= 64))
 }
 
 // MARK: table
@@ -194,4 +200,6 @@ print(line(headers))
 print("|" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "|") + "|")
 for row in table { print(line(row)) }
 print("")
-print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; producer: yes | head -c N, \(producerLine.utf8.count + 1)-byte lines; 5 passes per size (sync before each), median")
+print(
+    "machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; producer: yes | head -c N, \(producerLine.utf8.count + 1)-byte lines; 5 passes per size (sync before each), median"
+)

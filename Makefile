@@ -1,0 +1,59 @@
+# kh — build, test, benchmark and demo. `make test` and `make demo` install what
+# they need on a fresh Debian 12 machine (Swift 6.3 toolchain already present).
+SHELL := /bin/bash
+SWIFT ?= swift
+BUILD_FLAGS ?=
+RELEASE_FLAGS := -c release --static-swift-stdlib
+KH_DEBUG := .build/debug/kh
+KH_RELEASE := .build/release/kh
+
+# Debian packages the build and the tests use. Installed only when missing.
+DEB_PACKAGES := libgit2-dev libssh2-1-dev libcurl4-openssl-dev pkg-config git openssh-client
+# Baselines for `make bench` (optional: the bench says when one is missing).
+BENCH_PACKAGES := hcloud-cli
+
+.PHONY: all deps build release test lint bench demo clean golden help
+
+all: build
+
+help:
+	@echo "make deps     install missing Debian packages (idempotent)"
+	@echo "make build    debug build of kh and its tests"
+	@echo "make release  release build, static Swift stdlib"
+	@echo "make test     deps + build + every test"
+	@echo "make lint     swift-format (strict) and a warnings-as-errors build"
+	@echo "make bench    release build + benchmarks, printed as a table of ratios"
+	@echo "make demo     deps + build + a tour of kh on this machine"
+	@echo "make golden   rewrite the golden files of the binary's help and output"
+	@echo "make clean    remove build output and local evidence"
+
+deps:
+	@bash Tools/scripts/install-deps.sh $(DEB_PACKAGES)
+
+build:
+	$(SWIFT) build --build-tests $(BUILD_FLAGS)
+
+release:
+	$(SWIFT) build $(RELEASE_FLAGS) --product kh
+	$(SWIFT) build -c release --product kh-bench
+
+test: deps build
+	$(SWIFT) test --skip-build $(BUILD_FLAGS)
+
+lint:
+	$(SWIFT) format lint --strict -r Package.swift Packages Plugins Tools Tests
+	$(SWIFT) build --build-tests -Xswiftc -warnings-as-errors --scratch-path .build-lint
+
+bench: deps release
+	@bash Tools/scripts/install-deps.sh --optional $(BENCH_PACKAGES)
+	.build/release/kh-bench --kh $(KH_RELEASE)
+
+demo: deps
+	$(SWIFT) build --product kh $(BUILD_FLAGS)
+	@bash Tools/scripts/demo.sh $(KH_DEBUG)
+
+golden: build
+	UPDATE_GOLDEN=1 $(SWIFT) test --skip-build --filter golden
+
+clean:
+	rm -rf .build .build-lint .kh

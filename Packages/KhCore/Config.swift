@@ -205,13 +205,20 @@ func describe(_ type: Any.Type) -> String {
     }
 }
 
-func suggestion(for name: String, among known: some Collection<String>) -> String {
-    let best = known.map { ($0, editDistance($0, name)) }.min { $0.1 < $1.1 }
-    guard let best, best.1 <= max(2, name.count / 3) else { return "" }
-    return " (did you mean \"\(best.0)\"?)"
+/// ` (did you mean "x"?)` when a known name is close to `name`, else empty.
+public func suggestion(for name: String, among known: some Collection<String>) -> String {
+    closest(to: name, among: known).map { " (did you mean \"\($0)\"?)" } ?? ""
 }
 
-func editDistance(_ a: String, _ b: String) -> Int {
+/// The known name closest to `name`, if close enough to be a likely typo.
+public func closest(to name: String, among known: some Collection<String>) -> String? {
+    let best = known.map { ($0, editDistance($0, name)) }.min { $0.1 < $1.1 }
+    guard let best, best.1 <= max(2, name.count / 3) else { return nil }
+    return best.0
+}
+
+/// Levenshtein distance.
+public func editDistance(_ a: String, _ b: String) -> Int {
     let a = Array(a), b = Array(b)
     if a.isEmpty { return b.count }
     if b.isEmpty { return a.count }

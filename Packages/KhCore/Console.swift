@@ -63,18 +63,8 @@ public final class Console: Sendable {
             redactor: redactor,
             sink: { stream, text in
                 let fd: Int32 = stream == .stdout ? 1 : 2
-                text.utf8CString.withUnsafeBufferPointer { buffer in
-                    var offset = 0
-                    let count = buffer.count - 1
-                    while offset < count {
-                        let n = Glibc.write(fd, buffer.baseAddress! + offset, count - offset)
-                        if n < 0 {
-                            if errno == EINTR { continue }
-                            return
-                        }
-                        offset += n
-                    }
-                }
+                var text = text
+                _ = text.withUTF8 { writeAll(fd, UnsafeRawBufferPointer($0)) }
             })
     }
 

@@ -86,6 +86,22 @@ public struct LocalFileSystem: FileSystem {
     }
 }
 
+/// Writes all of `bytes` to `fd`, retrying short writes and EINTR.
+/// Returns 0, or the errno of the write that failed.
+@discardableResult
+public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int32 {
+    var offset = 0
+    while offset < bytes.count {
+        let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+        if n < 0 {
+            if errno == EINTR { continue }
+            return errno
+        }
+        offset += n
+    }
+    return 0
+}
+
 /// Whole-or-nothing file writes: temp file beside the target, fsync, rename.
 public enum AtomicFile {
     /// Writes `data` to `path` so that a reader sees the old content or the new, never a part.
@@ -99,18 +115,10 @@ public enum AtomicFile {
         defer {
             if !ok { unlink(temp) }
         }
-        try data.withUnsafeBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let n = Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    let code = errno
-                    close(fd)
-                    throw FileSystemError.errno(temp, "write", code)
-                }
-                offset += n
-            }
+        let failed = data.withUnsafeBytes { writeAll(fd, $0) }
+        if failed != 0 {
+            close(fd)
+            throw FileSystemError.errno(temp, "write", failed)
         }
         if fsync(fd) != 0 {
             let code = errno

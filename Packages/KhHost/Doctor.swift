@@ -155,6 +155,7 @@ extension KhRoot {
             } catch {
                 return Check(name: name, status: missingStatus, message: "\(error)", path: path, required: tool.required)
             }
+            context.console.verbose("\(Command(path, tool.versionArguments).displayString): \(result.summary)")
             if result.timedOut {
                 return Check(
                     name: name, status: missingStatus, message: "`\(([tool.name] + tool.versionArguments).joined(separator: " "))` \(result.summary)",

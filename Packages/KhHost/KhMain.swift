@@ -98,19 +98,6 @@ public enum KhMain {
     }
 
     static func suggestion(_ verb: String, among known: [String]) -> String? {
-        known.filter { $0 != "help" }.map { ($0, distance($0, verb)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }?.0
-    }
-
-    static func distance(_ a: String, _ b: String) -> Int {
-        let a = Array(a), b = Array(b)
-        var row = Array(0...b.count)
-        for i in 1...max(a.count, 1) where !a.isEmpty {
-            var next = [i] + Array(repeating: 0, count: b.count)
-            for j in stride(from: 1, through: b.count, by: 1) {
-                next[j] = min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-            }
-            row = next
-        }
-        return a.isEmpty ? b.count : row[b.count]
+        closest(to: verb, among: known.filter { $0 != "help" })
     }
 }

@@ -65,7 +65,7 @@ final class LogWriter: @unchecked Sendable {
         if used + bytes.count > Self.capacity {
             flush()
             if bytes.count > Self.capacity {
-                writeAll(bytes)
+                KhCore.writeAll(fd, bytes)
                 return
             }
         }
@@ -99,20 +99,8 @@ final class LogWriter: @unchecked Sendable {
 
     func flush() {
         guard used > 0 else { return }
-        writeAll(UnsafeRawBufferPointer(start: buffer, count: used))
+        KhCore.writeAll(fd, UnsafeRawBufferPointer(start: buffer, count: used))
         used = 0
-    }
-
-    private func writeAll(_ bytes: UnsafeRawBufferPointer) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-            if n < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            offset += n
-        }
     }
 
     func close() {

@@ -8,7 +8,7 @@ KH_DEBUG := .build/debug/kh
 KH_RELEASE := .build/release/kh
 
 # Debian packages the build and the tests use. Installed only when missing.
-DEB_PACKAGES := libgit2-dev libssh2-1-dev libcurl4-openssl-dev pkg-config git openssh-client
+DEB_PACKAGES := libgit2-dev libssh2-1-dev libcurl4-openssl-dev pkg-config git openssh-client openssh-server curl
 # Baselines for `make bench` (optional: the bench says when one is missing).
 BENCH_PACKAGES := hcloud-cli
 

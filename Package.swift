@@ -28,6 +28,25 @@ let package = Package(
             path: "Packages/CKhPosix"
         ),
 
+        .systemLibrary(
+            name: "CLibGit2",
+            path: "Packages/CLibGit2",
+            pkgConfig: "libgit2",
+            providers: [.apt(["libgit2-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibSSH2",
+            path: "Packages/CLibSSH2",
+            pkgConfig: "libssh2",
+            providers: [.apt(["libssh2-1-dev"])]
+        ),
+        .systemLibrary(
+            name: "CCurl",
+            path: "Packages/CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
+
         // MARK: Runtime
         .target(
             name: "KhCore",
@@ -42,6 +61,30 @@ let package = Package(
             name: "KhProcess",
             dependencies: ["KhCore", "CKhPosix"],
             path: "Packages/KhProcess",
+            swiftSettings: strict
+        ),
+        .target(
+            name: "KhGit",
+            dependencies: ["KhCore", "CLibGit2"],
+            path: "Packages/KhGit",
+            swiftSettings: strict
+        ),
+        .target(
+            name: "KhSSH",
+            dependencies: ["KhCore", "KhProcess", "CLibSSH2"],
+            path: "Packages/KhSSH",
+            swiftSettings: strict
+        ),
+        .target(
+            name: "KhHTTP",
+            dependencies: ["KhCore", "CCurl"],
+            path: "Packages/KhHTTP",
+            swiftSettings: strict
+        ),
+        .target(
+            name: "KhKube",
+            dependencies: ["KhCore", "KhProcess"],
+            path: "Packages/KhKube",
             swiftSettings: strict
         ),
         .target(
@@ -73,7 +116,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "kh-bench",
-            dependencies: ["KhCore", "KhProcess"],
+            dependencies: ["KhCore", "KhProcess", "KhGit", "KhSSH", "KhHTTP", "KhKube"],
             path: "Tools/kh-bench",
             swiftSettings: strict
         ),
@@ -95,6 +138,30 @@ let package = Package(
             name: "KhProcessTests",
             dependencies: ["KhProcess", "KhCore", "KhTestSupport"],
             path: "Tests/KhProcessTests",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KhGitTests",
+            dependencies: ["KhGit", "KhCore", "KhProcess", "KhTestSupport"],
+            path: "Tests/KhGitTests",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KhSSHTests",
+            dependencies: ["KhSSH", "KhCore", "KhProcess", "KhTestSupport"],
+            path: "Tests/KhSSHTests",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KhHTTPTests",
+            dependencies: ["KhHTTP", "KhCore", "KhProcess", "KhTestSupport"],
+            path: "Tests/KhHTTPTests",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "KhKubeTests",
+            dependencies: ["KhKube", "KhCore", "KhProcess", "KhTestSupport"],
+            path: "Tests/KhKubeTests",
             swiftSettings: strict
         ),
         .testTarget(

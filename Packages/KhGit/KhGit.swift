@@ -1,0 +1,3 @@
+// KhGit: see issue 3.
+import CLibGit2
+import KhCore

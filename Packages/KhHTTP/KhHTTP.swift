@@ -1,0 +1,3 @@
+// KhHTTP: see issue 3.
+import CCurl
+import KhCore

@@ -1,0 +1,2 @@
+// KhKube: see issue 3.
+import KhCore

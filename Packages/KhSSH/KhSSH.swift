@@ -1,0 +1,3 @@
+// KhSSH: see issue 3.
+import CLibSSH2
+import KhCore

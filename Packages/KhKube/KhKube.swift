@@ -1,2 +1,0 @@
-// KhKube: see issue 3.
-import KhCore

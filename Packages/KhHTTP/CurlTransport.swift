@@ -486,9 +486,26 @@ final class CurlEasy {
             break
         }
 
+        // User-Agent through curl's own option: libcurl 7.88 signs every header of the
+        // list, and AWS's own SigV4 verifiers (botocore, as moto uses) never sign
+        // User-Agent, so a listed one would break the signature there.
+        if let agent = headers["User-Agent"], !agent.isEmpty {
+            headers.remove("User-Agent")
+            try set(CURLOPT_USERAGENT, "CURLOPT_USERAGENT", agent)
+        }
+        let signing: Bool
+        if case .awsSigV4? = request.authentication { signing = true } else { signing = false }
         for field in headers {
-            // "Name:" removes a header curl adds itself; "Name;" sends it empty.
-            let line = field.value.isEmpty ? (Self.curlOwnHeaders.contains(field.name.lowercased()) ? "\(field.name):" : "\(field.name);") : "\(field.name): \(field.value)"
+            // "Name:" removes a header curl adds itself; "Name;" sends it empty. libcurl
+            // 7.88 signs removal lines as empty headers it then does not send, so a
+            // signed request keeps curl's own headers rather than a broken signature.
+            let line: String
+            if field.value.isEmpty, Self.curlOwnHeaders.contains(field.name.lowercased()) {
+                if signing { continue }
+                line = "\(field.name):"
+            } else {
+                line = field.value.isEmpty ? "\(field.name);" : "\(field.name): \(field.value)"
+            }
             guard let appended = curl_slist_append(headerList, line) else {
                 throw HTTPError(curlSetup: request, call: "curl_slist_append", code: nil, detail: "out of memory")
             }

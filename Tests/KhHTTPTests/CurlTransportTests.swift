@@ -147,14 +147,14 @@ struct CurlTransportTests {
     func connectionRefusedRetried() async throws {
         let port = closedPort()
         let clock = TestClock()
-        let events = Mutex<[HTTPClient.RetryEvent]>([])
-        let client = HTTPClient(clock: clock.clock, random: { 0 }, onRetry: { event in events.withLock { $0.append(event) } })
+        let events = RetryLog()
+        let client = HTTPClient(clock: clock.clock, random: { 0 }, onRetry: { events.append($0) })
         let error = await #expect(throws: HTTPError.self) {
             _ = try await client.send(HTTPRequest(.get, URL(string: "http://127.0.0.1:\(port)/")!))
         }
         #expect(error?.attempts == 4)
         #expect(error?.message.contains("after 4 attempts") == true)
-        #expect(events.withLock { $0.map(\.delay) } == [.milliseconds(250), .milliseconds(500), .seconds(1)])
+        #expect(events.delays == [.milliseconds(250), .milliseconds(500), .seconds(1)])
     }
 
     @Test("an unknown host fails as .dns without retries")
@@ -215,8 +215,8 @@ struct CurlTransportTests {
     @Test("429 with Retry-After: 1 waits about a second, then succeeds")
     func retryAfterSeconds() async throws {
         let key = uniqueKey("429")
-        let events = Mutex<[HTTPClient.RetryEvent]>([])
-        let client = HTTPClient(onRetry: { event in events.withLock { $0.append(event) } })
+        let events = RetryLog()
+        let client = HTTPClient(onRetry: { events.append($0) })
         let start = ContinuousClock.now
         let response = try await client.send(HTTPRequest(.get, server.url("/flaky?key=\(key)&fail=1&code=429&retry-after=1")))
         let took = elapsed(since: start)
@@ -224,8 +224,8 @@ struct CurlTransportTests {
         #expect(response.attempts == 2)
         #expect(took >= .milliseconds(950))
         #expect(took < .seconds(5))
-        #expect(events.withLock { $0.map(\.delay) } == [.seconds(1)])
-        #expect(events.withLock { $0.first?.reason.contains("HTTP 429") } == true)
+        #expect(events.delays == [.seconds(1)])
+        #expect(events.reasons.first?.contains("HTTP 429") == true)
     }
 
     @Test("429 with Retry-After as an HTTP date waits until that date")

@@ -46,7 +46,7 @@ public final class CurlTransport: HTTPTransport {
         }
     }
 
-    private let engine: CurlEngine
+    let engine: CurlEngine
 
     public init(options: Options = Options()) {
         engine = CurlEngine(options: options)
@@ -267,6 +267,9 @@ final class CurlEngine: Sendable {
                 active[handle] = nil
                 transfer.job.finish(transfer.outcome(result))
             }
+
+            // Slots freed up while jobs wait: admit them before waiting on anything.
+            if !queue.isEmpty && active.count < options.maxConcurrent { continue }
 
             // Wait for sockets, curl's timers, or a wakeup.
             let waitMs: Int32 = active.isEmpty ? 60_000 : 1_000

@@ -312,9 +312,27 @@ struct CurlTransportTests {
             return try await group.reduce(into: [HTTPResponse]()) { $0.append($1) }
         }
         #expect(responses.allSatisfy { $0.status == 200 })
-        // Two waves of 300 ms.
-        #expect(elapsed(since: start) >= .milliseconds(550))
+        // Two waves of 300 ms: the second starts as soon as the first ends.
+        let took = elapsed(since: start)
+        #expect(took >= .milliseconds(550))
+        #expect(took < .seconds(5))
         #expect(responses.filter { $0.timing.queued >= .milliseconds(200) }.count == 4)
+    }
+
+    @Test("a released transport ends its thread and frees its handles")
+    func releasedTransport() async throws {
+        weak var engine: CurlEngine?
+        do {
+            let transport = CurlTransport()
+            engine = transport.engine
+            let response = try await transport.send(HTTPRequest(.get, server.url("/ok"), connectTimeout: .seconds(5), timeout: .seconds(5)))
+            #expect(response.status == 200)
+            #expect(engine != nil)
+        }
+        // The thread holds the engine until it has left its loop.
+        let until = ContinuousClock.now + .seconds(5)
+        while engine != nil && ContinuousClock.now < until { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(engine == nil)
     }
 
     @Test("cancelling the task aborts its transfer at once")

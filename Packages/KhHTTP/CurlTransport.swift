@@ -158,7 +158,8 @@ final class CurlEngine: Sendable {
     /// Queues a job and wakes the thread (starting it on first use).
     func submit(_ job: CurlJob) {
         guard let multi else {
-            job.finish(.failure(HTTPError(curlSetup: job.request, call: "curl_multi_init", code: nil, detail: "libcurl could not make a multi handle")))
+            job.finish(
+                .failure(HTTPError(curlSetup: job.request, call: "curl_multi_init", code: nil, detail: "libcurl could not make a multi handle")))
             return
         }
         let (accepted, start) = inbox.withLock { (inbox: inout Inbox) -> (Bool, Bool) in
@@ -169,7 +170,9 @@ final class CurlEngine: Sendable {
             return (true, start)
         }
         guard accepted else {
-            job.finish(.failure(HTTPError(curlSetup: job.request, call: "CurlTransport.send", code: nil, detail: "the transport was shut down", kind: .shutdown)))
+            job.finish(
+                .failure(
+                    HTTPError(curlSetup: job.request, call: "CurlTransport.send", code: nil, detail: "the transport was shut down", kind: .shutdown)))
             return
         }
         if start {
@@ -226,10 +229,17 @@ final class CurlEngine: Sendable {
             }
             if stopping {
                 for transfer in Array(active.values) {
-                    fail(transfer, HTTPError(curlSetup: transfer.job.request, call: "CurlTransport", code: nil, detail: "the transport was shut down", kind: .shutdown))
+                    fail(
+                        transfer,
+                        HTTPError(
+                            curlSetup: transfer.job.request, call: "CurlTransport", code: nil, detail: "the transport was shut down", kind: .shutdown)
+                    )
                 }
                 for job in queue {
-                    job.finish(.failure(HTTPError(curlSetup: job.request, call: "CurlTransport", code: nil, detail: "the transport was shut down", kind: .shutdown)))
+                    job.finish(
+                        .failure(
+                            HTTPError(
+                                curlSetup: job.request, call: "CurlTransport", code: nil, detail: "the transport was shut down", kind: .shutdown)))
                 }
                 return
             }
@@ -241,7 +251,9 @@ final class CurlEngine: Sendable {
                     let easy = try CurlEasy(job.request, options: options)
                     let code = curl_multi_add_handle(multi.handle, easy.handle)
                     guard code == CURLM_OK else {
-                        throw HTTPError(curlSetup: job.request, call: "curl_multi_add_handle", code: Int32(code.rawValue), detail: String(cString: curl_multi_strerror(code)))
+                        throw HTTPError(
+                            curlSetup: job.request, call: "curl_multi_add_handle", code: Int32(code.rawValue),
+                            detail: String(cString: curl_multi_strerror(code)))
                     }
                     active[easy.handle] = CurlTransfer(job: job, easy: easy, admittedAt: .now)
                 } catch {
@@ -254,7 +266,11 @@ final class CurlEngine: Sendable {
             if performed != CURLM_OK {
                 let detail = String(cString: curl_multi_strerror(performed))
                 for transfer in Array(active.values) {
-                    fail(transfer, HTTPError(curlSetup: transfer.job.request, call: "curl_multi_perform", code: Int32(performed.rawValue), detail: detail, kind: .transfer))
+                    fail(
+                        transfer,
+                        HTTPError(
+                            curlSetup: transfer.job.request, call: "curl_multi_perform", code: Int32(performed.rawValue), detail: detail,
+                            kind: .transfer))
                 }
             }
 
@@ -307,11 +323,14 @@ struct CurlTransfer {
             }
             var detail = easy.errorMessage(code)
             if kind == .responseTooLarge { detail += " (limit \(easy.sink.limit) bytes)" }
-            let error = HTTPError(kind: kind, method: request.method, url: request.url.absoluteString, call: "curl transfer", curlCode: Int32(code.rawValue), detail: detail)
+            let error = HTTPError(
+                kind: kind, method: request.method, url: request.url.absoluteString, call: "curl transfer", curlCode: Int32(code.rawValue),
+                detail: detail)
             return .failure(error.scrubbing(request.authentication?.secrets ?? []))
         }
         let response = HTTPResponse(
-            request: request, status: easy.long(CURLINFO_RESPONSE_CODE), headers: HTTPHeaders(easy.sink.headers), body: easy.sink.body, timing: timing)
+            request: request, status: easy.long(CURLINFO_RESPONSE_CODE), headers: HTTPHeaders(easy.sink.headers), body: easy.sink.body, timing: timing
+        )
         return .success(response)
     }
 }

@@ -153,7 +153,8 @@ public struct HTTPRequest: Sendable, CustomStringConvertible, CustomDebugStringC
     /// A request whose body is `fields` as `application/x-www-form-urlencoded`, every
     /// byte but `A-Z a-z 0-9 - _ . ~` percent-encoded (what AWS query APIs such as STS
     /// and IAM expect, and what their SigV4 check hashes).
-    public static func form(_ url: URL, method: HTTPMethod = .post, fields: KeyValuePairs<String, String>, headers: HTTPHeaders = [:]) -> HTTPRequest {
+    public static func form(_ url: URL, method: HTTPMethod = .post, fields: KeyValuePairs<String, String>, headers: HTTPHeaders = [:]) -> HTTPRequest
+    {
         let body = fields.map { formEncode($0.key) + "=" + formEncode($0.value) }.joined(separator: "&")
         var all: HTTPHeaders = ["Content-Type": "application/x-www-form-urlencoded; charset=utf-8"]
         all = all.merging(headers)
@@ -205,7 +206,9 @@ public struct HTTPTiming: Sendable, Equatable {
     /// The whole attempt.
     public var total: Duration = .zero
 
-    public init(queued: Duration = .zero, nameLookup: Duration = .zero, connect: Duration = .zero, firstByte: Duration = .zero, total: Duration = .zero) {
+    public init(
+        queued: Duration = .zero, nameLookup: Duration = .zero, connect: Duration = .zero, firstByte: Duration = .zero, total: Duration = .zero
+    ) {
         self.queued = queued
         self.nameLookup = nameLookup
         self.connect = connect

@@ -55,7 +55,8 @@ public struct RateLimit: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         let left = remaining.map(String.init) ?? "?"
         let of = limit.map(String.init) ?? "?"
-        let reset = resetAt.map { ", resets in \(Duration.milliseconds(Int64(max(0, $0.timeIntervalSince(observedAt)) * 1000)).humanDescription)" } ?? ""
+        let reset =
+            resetAt.map { ", resets in \(Duration.milliseconds(Int64(max(0, $0.timeIntervalSince(observedAt)) * 1000)).humanDescription)" } ?? ""
         return "\(left)/\(of) requests left\(reset)"
     }
 }

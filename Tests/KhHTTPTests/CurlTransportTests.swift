@@ -77,7 +77,8 @@ struct CurlTransportTests {
             var ready: Bool?
         }
         let value = Cluster(
-            name: "prod-eu", nodes: 7, labels: ["team": "platform", "path": "a/b"], createdAt: Date(timeIntervalSince1970: 1_790_000_000.123), ready: true)
+            name: "prod-eu", nodes: 7, labels: ["team": "platform", "path": "a/b"], createdAt: Date(timeIntervalSince1970: 1_790_000_000.123),
+            ready: true)
         let client = HTTPClient()
         let back: Cluster = try await client.sendJSON(.post, server.url("/json"), body: value)
         #expect(back == value)
@@ -364,7 +365,9 @@ struct CurlTransportTests {
         let request = client.prepare(HTTPRequest(.get, server.url("/echo"), headers: ["Authorization": "Bearer \(token)"]))
         var dumped = ""
         dump(request, to: &dumped)
-        for text in ["\(request)", String(reflecting: request), dumped, "\(auth)", String(reflecting: auth), "\(echo)", String(reflecting: echo.request)] {
+        for text in [
+            "\(request)", String(reflecting: request), dumped, "\(auth)", String(reflecting: auth), "\(echo)", String(reflecting: echo.request),
+        ] {
             #expect(!text.contains(token))
         }
         #expect(String(reflecting: request).contains("[redacted"))

@@ -28,7 +28,8 @@ final class MotoServer: Sendable {
     init() async throws {
         // moto must be installed: fail loudly, never skip.
         let check = try ServerProcess(
-            ["python3", "-c", "import moto, moto.server; print(moto.__version__)"], logPath: NSTemporaryDirectory() + "/kh-moto-check-\(getpid()).log",
+            ["python3", "-c", "import moto, moto.server; print(moto.__version__)"],
+            logPath: NSTemporaryDirectory() + "/kh-moto-check-\(getpid()).log",
             captureStdout: true)
         let version = try? check.readLine(deadline: .seconds(30))
         let checkLog = check.log
@@ -62,15 +63,19 @@ final class MotoServer: Sendable {
         let setup = HTTPClient(
             configuration: .init(
                 retry: .none,
-                authentication: .awsSigV4(AWSCredentials(accessKeyID: "AKIASETUPSETUPSETUP0", secretAccessKey: "setup-secret"), region: "us-east-1", service: "iam")))
+                authentication: .awsSigV4(
+                    AWSCredentials(accessKeyID: "AKIASETUPSETUPSETUP0", secretAccessKey: "setup-secret"), region: "us-east-1", service: "iam")))
         let endpoint = URL(string: "http://127.0.0.1:\(port)/")!
         func iam(_ fields: KeyValuePairs<String, String>) async throws -> String {
             try await setup.send(HTTPRequest.form(endpoint, fields: fields)).requireSuccess().text
         }
         let allowAll = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#
-        let trust = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::\#(Self.account):user/\#(Self.userName)"},"Action":"sts:AssumeRole"}]}"#
+        let trust =
+            #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::\#(Self.account):user/\#(Self.userName)"},"Action":"sts:AssumeRole"}]}"#
         _ = try await iam(["Action": "CreateUser", "UserName": Self.userName, "Version": "2010-05-08"])
-        _ = try await iam(["Action": "PutUserPolicy", "UserName": Self.userName, "PolicyName": "all", "PolicyDocument": allowAll, "Version": "2010-05-08"])
+        _ = try await iam([
+            "Action": "PutUserPolicy", "UserName": Self.userName, "PolicyName": "all", "PolicyDocument": allowAll, "Version": "2010-05-08",
+        ])
         _ = try await iam(["Action": "CreateRole", "RoleName": Self.roleName, "AssumeRolePolicyDocument": trust, "Version": "2010-05-08"])
         let key = try await iam(["Action": "CreateAccessKey", "UserName": Self.userName, "Version": "2010-05-08"])
         let id = try #require(xmlValue("AccessKeyId", in: key))
@@ -78,7 +83,8 @@ final class MotoServer: Sendable {
         user = AWSCredentials(accessKeyID: id, secretAccessKey: secret, redactor: redactor)
 
         // From here on moto checks every signature.
-        let reset = try await setup.send(HTTPRequest(.post, endpoint.appendingPathComponent("moto-api/reset-auth"), headers: ["Content-Type": "text/plain"], body: Data("0".utf8)))
+        let reset = try await setup.send(
+            HTTPRequest(.post, endpoint.appendingPathComponent("moto-api/reset-auth"), headers: ["Content-Type": "text/plain"], body: Data("0".utf8)))
         guard reset.status == 200 else { throw KhError.external("moto reset-auth answered \(reset.status): \(reset.text)") }
     }
 
@@ -100,7 +106,8 @@ final class MotoServer: Sendable {
     /// A client signing for `service` with `credentials` (the user's by default).
     func client(service: String, credentials: AWSCredentials? = nil) -> HTTPClient {
         HTTPClient(
-            configuration: .init(retry: .none, authentication: .awsSigV4(credentials ?? user, region: "us-east-1", service: service)), redactor: redactor)
+            configuration: .init(retry: .none, authentication: .awsSigV4(credentials ?? user, region: "us-east-1", service: service)),
+            redactor: redactor)
     }
 }
 

@@ -118,9 +118,11 @@ struct RetryLogicTests {
         #expect(transport.requests.count == 2)
     }
 
-    @Test("connection failures are retried, DNS failures and total timeouts are not", arguments: [
-        (HTTPError.Kind.connect, 4), (.connectTimeout, 4), (.connectionLost, 4), (.dns, 1), (.timeout, 1), (.tls, 1),
-    ])
+    @Test(
+        "connection failures are retried, DNS failures and total timeouts are not",
+        arguments: [
+            (HTTPError.Kind.connect, 4), (.connectTimeout, 4), (.connectionLost, 4), (.dns, 1), (.timeout, 1), (.tls, 1),
+        ])
     func errorKinds(kind: HTTPError.Kind, attempts: Int) async throws {
         let transport = FakeTransport { request, _ in throw failure(kind, request) }
         let error = await #expect(throws: HTTPError.self) { _ = try await self.client(transport).send(HTTPRequest(.get, url)) }
@@ -273,7 +275,8 @@ struct HTTPParsingTests {
 
     @Test("rate-limit headers: draft names, X- names, list values, epoch resets, none")
     func rateLimitParsing() throws {
-        let draft = try #require(RateLimit(headers: ["RateLimit-Limit": "100, 100;w=60", "RateLimit-Remaining": "0", "RateLimit-Reset": "42"], at: now))
+        let draft = try #require(
+            RateLimit(headers: ["RateLimit-Limit": "100, 100;w=60", "RateLimit-Remaining": "0", "RateLimit-Reset": "42"], at: now))
         #expect(draft.limit == 100)
         #expect(draft.remaining == 0)
         #expect(draft.isExhausted)
@@ -368,10 +371,14 @@ struct HTTPParsingTests {
     @Test("secrets: descriptions, reflection and dump show the name, never the value")
     func secrets() {
         let redactor = Redactor()
-        let credentials = AWSCredentials(accessKeyID: "AKIAEXAMPLE", secretAccessKey: "secret-access-key-value", sessionToken: "session-token-value", redactor: redactor)
+        let credentials = AWSCredentials(
+            accessKeyID: "AKIAEXAMPLE", secretAccessKey: "secret-access-key-value", sessionToken: "session-token-value", redactor: redactor)
         var dumped = ""
         dump(credentials, to: &dumped)
-        for text in ["\(credentials)", String(reflecting: credentials), dumped, "\(HTTPAuthentication.awsSigV4(credentials, region: "eu-west-1", service: "eks"))"] {
+        for text in [
+            "\(credentials)", String(reflecting: credentials), dumped,
+            "\(HTTPAuthentication.awsSigV4(credentials, region: "eu-west-1", service: "eks"))",
+        ] {
             #expect(!text.contains("secret-access-key-value"))
             #expect(!text.contains("session-token-value"))
         }

@@ -15,7 +15,7 @@ import Synchronization
 /// Every transfer sets `CURLOPT_NOSIGNAL`, a connect and a total deadline, limits
 /// protocols to HTTP and HTTPS, and caps the body size. Cancelling the calling task
 /// aborts its transfer. The thread starts with the first request and ends when the
-/// transport is released.
+/// transport is released. Redirects are not followed: a 3xx is returned as it is.
 public final class CurlTransport: HTTPTransport {
     /// Settings of the transport itself (per-request settings live on ``HTTPRequest``).
     public struct Options: Sendable {
@@ -27,9 +27,11 @@ public final class CurlTransport: HTTPTransport {
         public var acceptCompressed: Bool
         /// A CA bundle to verify servers against, instead of the system's.
         public var caBundlePath: String?
-        /// Deadlines and body cap for requests that do not set them.
+        /// Connect deadline for a request that sets none.
         public var defaultConnectTimeout: Duration
+        /// Deadline for a whole attempt of a request that sets none.
         public var defaultTimeout: Duration
+        /// Body cap for a request that sets none.
         public var defaultMaxResponseBytes: Int
 
         public init(
@@ -48,6 +50,7 @@ public final class CurlTransport: HTTPTransport {
 
     let engine: CurlEngine
 
+    /// A transport; its thread starts with the first request.
     public init(options: Options = Options()) {
         engine = CurlEngine(options: options)
     }
@@ -60,6 +63,7 @@ public final class CurlTransport: HTTPTransport {
         return String(cString: curl_version())
     }
 
+    /// Queues the request for the transfer thread and waits for its end (see ``HTTPTransport/send(_:)``).
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         let job = CurlJob(request: request)
         let engine = self.engine

@@ -9,6 +9,7 @@ public struct SecretValue: Sendable, Equatable, CustomStringConvertible, CustomD
     public let name: String
     private let value: String
 
+    /// A secret named `name`, registered with `redactor` when given.
     public init(name: String, value: String, redactor: Redactor? = nil) {
         self.name = name
         self.value = value
@@ -27,7 +28,9 @@ public struct SecretValue: Sendable, Equatable, CustomStringConvertible, CustomD
 public struct AWSCredentials: Sendable, Equatable, CustomStringConvertible {
     /// The access key id (not a secret: it appears in every signed request).
     public var accessKeyID: String
+    /// The secret access key (redacted as `AWS_SECRET_ACCESS_KEY`).
     public var secretAccessKey: SecretValue
+    /// The session token of temporary credentials (redacted as `AWS_SESSION_TOKEN`).
     public var sessionToken: SecretValue?
 
     /// Registers the secret and the token with `redactor` under `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.

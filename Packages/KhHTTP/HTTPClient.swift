@@ -49,14 +49,19 @@ public final class HTTPClient: Sendable {
 
     /// One retry, for logs and evidence.
     public struct RetryEvent: Sendable, Equatable {
+        /// The request, as one redacted line.
         public var request: String
         /// The attempt that failed (1-based).
         public var attempt: Int
+        /// The wait before the next attempt.
         public var delay: Duration
+        /// Why: the status or failure, and whether the server set the wait.
         public var reason: String
     }
 
+    /// The defaults every request gets.
     public let configuration: Configuration
+    /// What sends each attempt.
     public let transport: any HTTPTransport
     private let clock: KhClock
     private let redactor: Redactor?

@@ -55,7 +55,9 @@ public struct HTTPError: KhReportableError, Equatable {
         }
     }
 
+    /// What went wrong.
     public var kind: Kind
+    /// The request's method.
     public var method: HTTPMethod
     /// The URL (secrets the client knows of redacted).
     public var url: String
@@ -80,8 +82,10 @@ public struct HTTPError: KhReportableError, Equatable {
         self.attempts = attempts
     }
 
+    /// Always `.external`: an API or the network failed.
     public var exitCode: KhExitCode { .external }
 
+    /// `METHOD URL: what (call: CURLE_NAME (code)): curl's message`.
     public var message: String {
         var text = "\(method) \(url): \(kind)"
         if attempts > 1 { text += " after \(attempts) attempts" }
@@ -94,6 +98,7 @@ public struct HTTPError: KhReportableError, Equatable {
         return text
     }
 
+    /// What to check next, for the common kinds.
     public var hint: String? {
         switch kind {
         case .dns: "check the host name and the resolver (/etc/resolv.conf)"

@@ -4,17 +4,26 @@ import KhCore
 /// An HTTP method. Only the idempotent ones (GET, HEAD, PUT, DELETE, OPTIONS) are
 /// ever retried by ``HTTPClient``.
 public struct HTTPMethod: RawRepresentable, Hashable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    /// The method name, upper case.
     public var rawValue: String
 
+    /// A method by name (any case).
     public init(rawValue: String) { self.rawValue = rawValue.uppercased() }
     public init(stringLiteral value: String) { self.init(rawValue: value) }
 
+    /// GET (idempotent).
     public static let get = HTTPMethod(rawValue: "GET")
+    /// HEAD (idempotent; no body is read).
     public static let head = HTTPMethod(rawValue: "HEAD")
+    /// POST (never retried).
     public static let post = HTTPMethod(rawValue: "POST")
+    /// PUT (idempotent).
     public static let put = HTTPMethod(rawValue: "PUT")
+    /// PATCH (never retried).
     public static let patch = HTTPMethod(rawValue: "PATCH")
+    /// DELETE (idempotent).
     public static let delete = HTTPMethod(rawValue: "DELETE")
+    /// OPTIONS (idempotent).
     public static let options = HTTPMethod(rawValue: "OPTIONS")
 
     /// True for GET, HEAD, PUT, DELETE and OPTIONS: sending them twice has the effect
@@ -37,6 +46,7 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
         "authorization", "proxy-authorization", "cookie", "set-cookie", "x-amz-security-token", "x-api-key", "x-auth-token",
     ]
 
+    /// Headers from fields in order.
     public init(_ fields: [(name: String, value: String)] = []) { self.fields = fields }
 
     public init(dictionaryLiteral elements: (String, String)...) {
@@ -107,8 +117,11 @@ public struct HTTPHeaders: Sendable, Equatable, Sequence, ExpressibleByDictionar
 /// Unset deadlines and credentials come from ``HTTPClient/Configuration``.
 /// `description` never shows credentials or the body.
 public struct HTTPRequest: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+    /// The method.
     public var method: HTTPMethod
+    /// The URL (http or https).
     public var url: URL
+    /// Headers to send; credentials belong in ``authentication``, not here.
     public var headers: HTTPHeaders
     /// The body, or nil for none. POST, PUT and PATCH without a body send an empty one.
     public var body: Data?
@@ -222,8 +235,11 @@ public struct HTTPTiming: Sendable, Equatable {
 public struct HTTPResponse: Sendable, CustomStringConvertible {
     /// The request this answers (as sent on the last attempt).
     public var request: HTTPRequest
+    /// The HTTP status code.
     public var status: Int
+    /// The header fields of the final response (not of a 100 Continue).
     public var headers: HTTPHeaders
+    /// The body, decoded if the server compressed it.
     public var body: Data
     /// The timing of the last attempt.
     public var timing: HTTPTiming

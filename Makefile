@@ -57,3 +57,15 @@ golden: build
 
 clean:
 	rm -rf .build .build-lint .kh
+
+# --- KhHTTP tests: moto (AWS API emulator, server mode) ------------------------
+# The SigV4 tests start `python3 -m moto.server` on 127.0.0.1 and fail when moto is
+# missing; `make deps` (and so `make test` and CI) installs it when it is not there.
+MOTO_REQUIREMENT := moto[server]==5.2.1
+.PHONY: deps-moto
+deps: deps-moto
+deps-moto:
+	@python3 -m pip --version >/dev/null 2>&1 || bash Tools/scripts/install-deps.sh python3 python3-pip
+	@python3 -c 'import moto.server' 2>/dev/null && echo "deps: moto present" || \
+	  python3 -m pip install --quiet '$(MOTO_REQUIREMENT)' || \
+	  python3 -m pip install --quiet --break-system-packages '$(MOTO_REQUIREMENT)'

@@ -156,6 +156,7 @@ let package = Package(
             name: "KhHTTPTests",
             dependencies: ["KhHTTP", "KhCore", "KhProcess", "KhTestSupport"],
             path: "Tests/KhHTTPTests",
+            exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,3 +1,0 @@
-// KhHTTP: see issue 3.
-import CCurl
-import KhCore

@@ -108,10 +108,18 @@ public enum Timestamp {
             Int(parts.tm_mday), Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec), Int(ms % 1000))
     }
 
-    /// Parses ISO 8601 / RFC 3339 with or without fractional seconds.
+    /// Parses ISO 8601 / RFC 3339 with or without fractional seconds
+    /// (`2026-11-21T19:41:03Z`, `…03.123Z`, `…03.123456+01:00`). The fraction is added
+    /// to the whole seconds exactly, so what ``iso8601(_:)`` writes reads back equal.
     public static func parse(_ text: String) -> Date? {
-        if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) { return date }
-        return try? Date(text, strategy: Date.ISO8601FormatStyle())
+        guard let dot = text.firstIndex(of: "."), let tLetter = text.firstIndex(of: "T"), dot > tLetter else {
+            return try? Date(text, strategy: Date.ISO8601FormatStyle())
+        }
+        let digits = text[text.index(after: dot)...].prefix { $0.isNumber }
+        guard !digits.isEmpty, let fraction = Double("0." + digits) else { return nil }
+        let whole = String(text[..<dot]) + String(text[text.index(dot, offsetBy: digits.count + 1)...])
+        guard let base = try? Date(whole, strategy: Date.ISO8601FormatStyle()) else { return nil }
+        return Date(timeIntervalSince1970: base.timeIntervalSince1970 + fraction)
     }
 
     /// A run id: `YYYYMMDD-HHMMSS` in UTC.

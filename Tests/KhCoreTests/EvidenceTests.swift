@@ -84,3 +84,19 @@ struct EvidenceTests {
         #expect(KhExitCode.table.contains("130  interrupted"))
     }
 }
+
+@Suite("Timestamps")
+struct TimestampTests {
+    @Test("what kh writes reads back equal; Kubernetes' forms parse")
+    func roundTrip() throws {
+        for seconds in [1_790_000_000.0, 1_790_000_000.123, 1_790_000_000.5, 1_790_000_000.999] {
+            let date = Date(timeIntervalSince1970: seconds)
+            #expect(Timestamp.parse(Timestamp.iso8601(date)) == date)
+        }
+        #expect(Timestamp.parse("2026-11-21T19:41:03Z")?.timeIntervalSince1970 == 1_795_290_063)
+        #expect(Timestamp.parse("2026-11-21T19:41:03.000001Z") != nil)
+        #expect(Timestamp.parse("2026-11-21T20:41:03+01:00")?.timeIntervalSince1970 == 1_795_290_063)
+        #expect(Timestamp.parse("yesterday") == nil)
+        #expect(Timestamp.runID(Date(timeIntervalSince1970: 1_795_290_063)) == "20261121-194103")
+    }
+}

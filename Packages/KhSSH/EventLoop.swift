@@ -31,6 +31,8 @@ final class EventLoop {
     private var shuttingDown = false
     private var killAllWaiters: [@Sendable () -> Void] = []
     private var fatal: SSHError?
+    /// Timers changed something (a kill request queued, a job given up): pass again before sleeping.
+    private var dirty = false
     static let readSize = 128 << 10
     private let buffer = UnsafeMutableRawPointer.allocate(byteCount: EventLoop.readSize, alignment: 16)
 
@@ -72,6 +74,7 @@ final class EventLoop {
             let before = session.received
             let (moved, blockedOutbound) = pass()
             if fatal != nil { break }
+            dirty = false
             let nextTimer = timers()
             for job in jobs where job.phase == .done {
                 if job.channel != nil { openChannels -= 1 }
@@ -80,7 +83,7 @@ final class EventLoop {
             }
             jobs.removeAll { $0.phase == .done }
             notifyKillAllWaiters()
-            if moved || session.received != before { continue }
+            if moved || dirty || session.received != before { continue }
             sleep(until: nextTimer, outbound: blockedOutbound)
         }
         teardown()
@@ -307,6 +310,7 @@ final class EventLoop {
     private func requestKill(_ job: ExecJob, reason: String) {
         guard job.killRequestedAt == nil, !job.isResolved else { return }
         job.killRequestedAt = .now
+        dirty = true
         switch job.phase {
         case .queued:
             job.note("\(reason) before the command started")
@@ -327,14 +331,15 @@ final class EventLoop {
     }
 
     private func sendSignalIfPossible(_ job: ExecJob) {
-        guard let pid = job.remotePID, job.killRequestedAt != nil, !job.termSent else { return }
-        job.termSent = true
+        guard let pid = job.remotePID, job.killRequestedAt != nil, job.termSentAt == nil else { return }
+        job.termSentAt = .now
         spawnKill(pid: pid, signal: "TERM")
     }
 
     private func spawnKill(pid: Int32, signal: String) {
         let line = "kill -s \(signal) -- -\(pid) 2>/dev/null || kill -s \(signal) \(pid) 2>/dev/null; exit 0"
         jobs.append(ExecJob(helperLine: line, location: location))
+        dirty = true
     }
 
     /// Checks every job's timers; returns the next instant a timer is due.
@@ -366,22 +371,23 @@ final class EventLoop {
             }
             guard let killAt = job.killRequestedAt, !job.isResolved else { continue }
             sendSignalIfPossible(job)
-            if !job.killSent {
-                if now - killAt >= options.killGrace {
-                    job.killSent = true
+            if let termAt = job.termSentAt, job.killSentAt == nil, let pid = job.remotePID {
+                if now - termAt >= options.killGrace {
                     job.killSentAt = now
-                    if let pid = job.remotePID {
-                        job.note("still running \(options.killGrace.humanDescription) after SIGTERM: sending SIGKILL to remote process group \(pid)")
-                        spawnKill(pid: pid, signal: "KILL")
-                    }
+                    job.note("still running \(options.killGrace.humanDescription) after SIGTERM: sending SIGKILL to remote process group \(pid)")
+                    spawnKill(pid: pid, signal: "KILL")
                 } else {
-                    due(killAt + options.killGrace)
+                    due(termAt + options.killGrace)
                 }
             }
-            if let killSentAt = job.killSentAt {
-                let giveUp = killSentAt + ExecJob.abandonAfter
+            // Give up when the server stays silent after SIGKILL, or when the shell never
+            // reported its process ID (nothing to signal) within the grace period.
+            let giveUp =
+                job.killSentAt.map { $0 + ExecJob.abandonAfter } ?? (job.remotePID == nil ? killAt + options.killGrace + ExecJob.abandonAfter : nil)
+            if let giveUp {
                 if now >= giveUp {
                     job.abandon()
+                    dirty = true
                 } else {
                     due(giveUp)
                 }
@@ -390,6 +396,7 @@ final class EventLoop {
         for job in jobs where job.isHelper && !job.isResolved {
             if now - job.startInstant >= ExecJob.helperDeadline {
                 job.abandon()
+                dirty = true
             } else {
                 due(job.startInstant + ExecJob.helperDeadline)
             }
@@ -399,6 +406,7 @@ final class EventLoop {
         for job in jobs where job.phase == .freeing && job !== outboundOwner {
             if now - job.phaseSince >= ExecJob.freeingDeadline {
                 job.phase = .done
+                dirty = true
             } else {
                 due(job.phaseSince + ExecJob.freeingDeadline)
             }

@@ -48,8 +48,7 @@ final class ExecJob {
     var killedForIdle = false
     var cancelled = false
     var killRequestedAt: ContinuousClock.Instant?
-    var termSent = false
-    var killSent = false
+    var termSentAt: ContinuousClock.Instant?
     var killSentAt: ContinuousClock.Instant?
 
     private(set) var remotePID: Int32?
@@ -124,6 +123,8 @@ final class ExecJob {
             pidPending = false
             if let text = String(bytes: pidLine, encoding: .utf8), let pid = Int32(text), pid > 1 {
                 remotePID = pid
+                // The shell runs now: the idle clock starts here, not at the exec request.
+                lastOutput = .now
                 note("remote process group \(pid)")
                 pidLine.removeAll()
             } else {
@@ -173,9 +174,7 @@ final class ExecJob {
         let event = StallEvent(
             at: Date(), silentSeconds: silent.seconds, lastLine: lastLine ?? capturedLastLine(), killed: options.killOnIdle)
         stalls.append(event)
-        note(
-            "no output for \(silent.humanDescription) (idle threshold \(options.idleTimeout?.humanDescription ?? "-"))"
-                + (options.killOnIdle ? ": killing the remote process group" : ""))
+        note("no output for \(silent.humanDescription) (idle threshold \(options.idleTimeout?.humanDescription ?? "-"))")
         options.onStall?(event)
     }
 
@@ -215,12 +214,15 @@ final class ExecJob {
         return table[bare] ?? Int32(bare) ?? 0
     }
 
-    /// No exit status will come (the server did not answer after SIGKILL): end now.
+    /// No exit status will come (the server stayed silent after SIGKILL, or the shell
+    /// never reported its process ID): end now, reported as exit 255 (as ssh does).
     func abandon() {
         guard !isResolved else { return }
-        note(
-            "no exit status from the server \(Self.abandonAfter.humanDescription) after SIGKILL: giving up the channel (reported as exit 255, as ssh does)"
-        )
+        let why =
+            killSentAt != nil
+            ? "no exit status from the server \(Self.abandonAfter.humanDescription) after SIGKILL"
+            : "the remote shell never reported its process ID, so it cannot be signalled"
+        note("\(why): giving up the channel (reported as exit 255, as ssh does)")
         resolve()
     }
 

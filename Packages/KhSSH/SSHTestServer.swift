@@ -20,6 +20,12 @@ public struct SSHTestServerError: KhReportableError {
 /// The user is the current user. ``stop()`` (or deinit) ends sshd by its PID and
 /// removes the folder.
 ///
+/// By default the user's login shell skips its startup files (sshd sets `SHLVL=1`, so
+/// bash does not source `~/.bashrc` for ssh commands): what runs does not depend on
+/// the developer's dotfiles, and a session starts in milliseconds instead of the
+/// quarter second a heavy `.bashrc` costs. Pass `shellStartupFiles: true` for the
+/// real thing.
+///
 /// A missing `sshd` is an error (install openssh-server; `make deps` does), never a
 /// reason to skip.
 public final class SSHTestServer: Sendable {
@@ -78,7 +84,7 @@ public final class SSHTestServer: Sendable {
     /// appended to sshd_config. Throws ``SSHTestServerError`` when sshd or ssh-keygen
     /// is missing or sshd does not listen within `timeout`.
     public static func start(
-        sshd: String = "/usr/sbin/sshd", extraConfig: [String] = [], timeout: Duration = .seconds(20)
+        sshd: String = "/usr/sbin/sshd", extraConfig: [String] = [], shellStartupFiles: Bool = false, timeout: Duration = .seconds(20)
     ) async throws -> SSHTestServer {
         guard access(sshd, X_OK) == 0 else {
             throw SSHTestServerError(
@@ -100,7 +106,8 @@ public final class SSHTestServer: Sendable {
             var lastFailure = ""
             for _ in 0..<5 {
                 let port = try freePort()
-                try config(directory: directory, port: port, extra: extraConfig).write(toFile: configPath, atomically: true, encoding: .utf8)
+                try config(directory: directory, port: port, extra: (shellStartupFiles ? [] : ["SetEnv SHLVL=1"]) + extraConfig).write(
+                    toFile: configPath, atomically: true, encoding: .utf8)
                 let pid = try spawn(sshd: sshd, config: configPath, log: directory + "/sshd.log")
                 switch waitForPort(port, pid: pid, until: deadline) {
                 case .listening:

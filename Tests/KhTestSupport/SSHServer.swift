@@ -19,9 +19,10 @@ public final class SSHServer: Sendable {
 
     private init(server: SSHTestServer) { self.server = server }
 
-    /// Starts sshd and waits (bounded) until it listens.
-    public static func start(extraConfig: [String] = []) async throws -> SSHServer {
-        SSHServer(server: try await SSHTestServer.start(extraConfig: extraConfig))
+    /// Starts sshd and waits (bounded) until it listens. `shellStartupFiles: false`
+    /// (the default) keeps the user's `~/.bashrc` out of remote commands.
+    public static func start(extraConfig: [String] = [], shellStartupFiles: Bool = false) async throws -> SSHServer {
+        SSHServer(server: try await SSHTestServer.start(extraConfig: extraConfig, shellStartupFiles: shellStartupFiles))
     }
 
     public var host: String { server.host }

@@ -1,5 +1,6 @@
 import CLibSSH2
 import Foundation
+import Glibc
 import KhCore
 
 /// Connecting: TCP with a deadline, SSH handshake, host-key check, public-key

@@ -1,4 +1,6 @@
+import CLibSSH2  // socket constants (SOCK_STREAM, SOCK_CLOEXEC) come with <sys/socket.h>
 import Foundation
+import Glibc
 import KhCore
 import KhProcess
 import Synchronization
@@ -8,6 +10,11 @@ public struct SSHTestServerError: KhReportableError {
     public var message: String
     public var hint: String?
     public var exitCode: KhExitCode { .blocked }
+
+    public init(message: String, hint: String? = nil) {
+        self.message = message
+        self.hint = hint
+    }
 }
 
 /// A throwaway OpenSSH server on 127.0.0.1 for tests and benchmarks.

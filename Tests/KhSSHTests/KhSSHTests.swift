@@ -209,6 +209,31 @@ struct SSHConnectionTests {
         #expect(ProcTable.matching(marker).isEmpty)
     }
 
+    @Test("SIGINT to kh (the interrupt handler) kills every remote command and waits for it")
+    func interruptKillsRemoteCommands() async throws {
+        let server = try await SSHServer.start()
+        let connection = try await SSHConnection.connect(server.configuration())
+        let marker = "kh-ssh-interrupt-\(UUID().uuidString.prefix(8))"
+        let task = Task {
+            try await connection.run(Command("sh", ["-c", "sleep 60; echo \(marker)"]), options: RunOptions(killGrace: .seconds(2)))
+        }
+        try await waitUntil(.seconds(10)) { !ProcTable.matching(marker).isEmpty }
+        try #require(!ProcTable.matching(marker).isEmpty)
+        let started = ContinuousClock.now
+        // What the Interrupts handler registered by the connection runs, on its own thread.
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                connection.core.killAllBlocking()
+                done.resume()
+            }
+        }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        let result = try await task.value
+        #expect(result.termination == .signaled(SIGTERM))
+        #expect(!result.timedOut)
+        #expect(ProcTable.matching(marker).isEmpty)
+    }
+
     @Test("several channels at once on one session: 8 commands that each wait for all the others")
     func parallelChannels() async throws {
         let server = try await SSHServer.start()

@@ -33,6 +33,8 @@ final class EventLoop {
     private var fatal: SSHError?
     /// Timers changed something (a kill request queued, a job given up): pass again before sleeping.
     private var dirty = false
+    /// After the server refused a channel, no open before this instant.
+    private var openBackoffUntil: ContinuousClock.Instant?
     static let readSize = 128 << 10
     private let buffer = UnsafeMutableRawPointer.allocate(byteCount: EventLoop.readSize, alignment: 16)
 
@@ -107,6 +109,9 @@ final class EventLoop {
                     job.cancelled = true
                     requestKill(job, reason: "cancelled")
                 } else {
+                    // Cancelled before its exec request arrived (or after it finished: the
+                    // set is bounded for that case).
+                    if cancelledEarly.count >= 1024 { cancelledEarly.removeAll() }
                     cancelledEarly.insert(id)
                 }
             case .killAll(let done):
@@ -173,7 +178,12 @@ final class EventLoop {
     /// Whether `job` may open a channel now: one open at a time; commands leave one
     /// channel free for kill requests.
     private func mayOpen(_ job: ExecJob) -> Bool {
-        opening == nil && openChannels < (job.isHelper ? channelLimit : channelLimit - 1)
+        guard opening == nil, openChannels < (job.isHelper ? channelLimit : channelLimit - 1) else { return false }
+        if let until = openBackoffUntil {
+            guard ContinuousClock.now >= until else { return false }
+            openBackoffUntil = nil
+        }
+        return true
     }
 
     /// The last libssh2 call returned EAGAIN: was it waiting to send?
@@ -200,6 +210,7 @@ final class EventLoop {
                 // Given up (or failed): only the channel's cleanup is left.
                 job.phase = .freeing
             }
+            if job.isResolved, job.phase == .queued { job.phase = .done }
             switch job.phase {
             case .queued:
                 guard mayOpen(job) else { return result }
@@ -214,6 +225,7 @@ final class EventLoop {
                     if code == LIBSSH2_ERROR_CHANNEL_FAILURE && openChannels > 0 && channelLimit > openChannels {
                         // The server's MaxSessions is lower than configured: wait for a free channel.
                         channelLimit = max(2, openChannels)
+                        openBackoffUntil = .now + .milliseconds(100)
                         job.phase = .queued
                         return result
                     }
@@ -347,6 +359,7 @@ final class EventLoop {
         let now = ContinuousClock.now
         var next: ContinuousClock.Instant?
         func due(_ instant: ContinuousClock.Instant) { next = min(next ?? instant, instant) }
+        if let openBackoffUntil { due(openBackoffUntil) }
         for job in jobs where !job.isResolved {
             let options = job.options
             if let deadline = job.deadline, job.killRequestedAt == nil {

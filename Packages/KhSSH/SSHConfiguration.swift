@@ -19,8 +19,11 @@ public enum HostKeyPolicy: String, Sendable, Codable, CaseIterable {
 /// no password, no other keys. The passphrase never appears in `description`,
 /// errors or logs.
 public struct SSHConfiguration: Sendable, CustomStringConvertible {
+    /// The host name or address to connect to.
     public var host: String
+    /// The TCP port (22 by default).
     public var port: Int
+    /// The remote user to log in as.
     public var user: String
     /// The private key file (OpenSSH or PEM format; ed25519, ECDSA or RSA).
     public var privateKeyPath: String
@@ -31,6 +34,7 @@ public struct SSHConfiguration: Sendable, CustomStringConvertible {
     public var passphrase: String?
     /// The known_hosts file to check (and, with ``HostKeyPolicy/acceptNew``, to append to).
     public var knownHostsPath: String
+    /// How the server's host key is checked.
     public var hostKeyPolicy: HostKeyPolicy
     /// The deadline for TCP connect, SSH handshake and authentication together.
     public var connectTimeout: Duration
@@ -41,6 +45,7 @@ public struct SSHConfiguration: Sendable, CustomStringConvertible {
     /// Warnings that are not errors (host-key checking off), for the caller's logger.
     public var onWarning: (@Sendable (String) -> Void)?
 
+    /// A configuration; see the properties for each field.
     public init(
         host: String, port: Int = 22, user: String, privateKeyPath: String, publicKeyPath: String? = nil, passphrase: String? = nil,
         knownHostsPath: String = SSHConfiguration.defaultKnownHostsPath, hostKeyPolicy: HostKeyPolicy = .strict,
@@ -87,6 +92,7 @@ public struct SSHHostKey: Sendable, Equatable, CustomStringConvertible {
     /// The key blob, base64 (the second field of a known_hosts line).
     public var base64: String
 
+    /// `ssh-ed25519 SHA256:…`
     public var description: String { "\(type) \(fingerprint)" }
 
     /// A known_hosts line for `name` (`host` or `[host]:port`).

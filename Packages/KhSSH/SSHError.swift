@@ -32,6 +32,7 @@ public struct SSHError: KhReportableError, Equatable {
         case configuration
     }
 
+    /// What kind of failure it is.
     public var kind: Kind
     /// The failing call: `connect`, `libssh2_session_handshake`, `libssh2_channel_exec`, …
     public var call: String
@@ -41,12 +42,15 @@ public struct SSHError: KhReportableError, Equatable {
     public var systemErrno: Int32?
     /// libssh2's or the system's message, or kh's own explanation.
     public var detail: String
+    /// The host that was being reached.
     public var host: String
+    /// Its port.
     public var port: Int
     /// For a command that failed with the connection: whether it had been started on
     /// the host. `false` means a retry on a new connection cannot run it twice.
     public var commandStarted: Bool?
 
+    /// An error; `detail` is libssh2's or the system's message (never a secret).
     public init(
         kind: Kind, call: String, libssh2Code: Int32? = nil, systemErrno: Int32? = nil, detail: String, host: String, port: Int,
         commandStarted: Bool? = nil
@@ -61,8 +65,10 @@ public struct SSHError: KhReportableError, Equatable {
         self.port = port
     }
 
+    /// `usage` for a configuration that cannot work, `external` otherwise.
     public var exitCode: KhExitCode { kind == .configuration ? .usage : .external }
 
+    /// `ssh HOST:PORT: CALL failed: DETAIL (libssh2 error N)`.
     public var message: String {
         var text = "ssh \(host):\(port): \(call) failed: \(detail)"
         if let libssh2Code { text += " (libssh2 error \(libssh2Code))" }
@@ -70,6 +76,7 @@ public struct SSHError: KhReportableError, Equatable {
         return text
     }
 
+    /// The next step for the reader, where there is an obvious one.
     public var hint: String? {
         switch kind {
         case .hostKeyUnknown:

@@ -60,6 +60,7 @@ public final class SSHRunner: CommandRunner {
         current.withLock { if $0 == task { $0 = nil } }
     }
 
+    /// Runs `command` on the host (see the type's documentation).
     public func run(_ command: Command, options: RunOptions) async throws -> CommandResult {
         let connection = try await connection()
         do {

@@ -7,10 +7,14 @@ import Synchronization
 
 /// Why a test sshd could not be started.
 public struct SSHTestServerError: KhReportableError {
+    /// What went wrong (with sshd's last log lines when it started and died).
     public var message: String
+    /// What to install or check.
     public var hint: String?
+    /// A missing server is an unmet dependency.
     public var exitCode: KhExitCode { .blocked }
 
+    /// An error with a message and an optional hint.
     public init(message: String, hint: String? = nil) {
         self.message = message
         self.hint = hint
@@ -40,6 +44,7 @@ public final class SSHTestServer: Sendable {
     public let directory: String
     /// Always `127.0.0.1`.
     public let host = "127.0.0.1"
+    /// The port sshd listens on (free when it started).
     public let port: Int
     /// The current user, whose login the server accepts.
     public let user: String

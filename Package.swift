@@ -124,7 +124,7 @@ let package = Package(
         // MARK: Tests
         .target(
             name: "KhTestSupport",
-            dependencies: ["KhCore", "KhProcess", "KhPluginAPI"],
+            dependencies: ["KhCore", "KhProcess", "KhPluginAPI", "KhSSH"],
             path: "Tests/KhTestSupport",
             swiftSettings: strict
         ),

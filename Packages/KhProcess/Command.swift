@@ -37,6 +37,12 @@ public struct OutputLine: Sendable {
     /// The line without its newline (invalid UTF-8 repaired).
     public var text: String
     public var at: Date
+
+    public init(stream: OutputStream, text: String, at: Date) {
+        self.stream = stream
+        self.text = text
+        self.at = at
+    }
 }
 
 /// The idle watchdog fired: nothing arrived on stdout or stderr for `silentSeconds`.
@@ -47,6 +53,13 @@ public struct StallEvent: Sendable, Codable, Equatable {
     public var lastLine: String?
     /// Whether the runner killed the group for it (`RunOptions.killOnIdle`).
     public var killed: Bool
+
+    public init(at: Date, silentSeconds: Double, lastLine: String?, killed: Bool) {
+        self.at = at
+        self.silentSeconds = silentSeconds
+        self.lastLine = lastLine
+        self.killed = killed
+    }
 }
 
 /// Which part of a long output the in-memory capture keeps.

@@ -379,17 +379,18 @@ final class ProcessSession: @unchecked Sendable {
 }
 
 /// One output stream of a child: its descriptor, partial line, capture.
-struct StreamState {
-    let stream: OutputStream
+package struct StreamState {
+    package let stream: OutputStream
     let fd: Int32
     var open = true
-    var total = 0
-    var capture: Capture
+    package var total = 0
+    package var capture: Capture
     var partial: [UInt8] = []
-    var lastWrite = ContinuousClock.now
+    package var lastWrite = ContinuousClock.now
     static let maxLine = 64 * 1024
 
-    init(stream: OutputStream, fd: Int32, limit: Int, keep: CaptureKeep) {
+    /// `fd` is read by ``read(into:size:)`` only; other transports (SSH) pass -1 and feed ``consume``.
+    package init(stream: OutputStream, fd: Int32, limit: Int, keep: CaptureKeep) {
         self.stream = stream
         self.fd = fd
         self.capture = Capture(limit: limit, keep: keep)
@@ -411,7 +412,7 @@ struct StreamState {
         Glibc.close(fd)
     }
 
-    mutating func consume(
+    package mutating func consume(
         _ chunk: UnsafeRawBufferPointer, log: LogWriter?, redaction: RedactionSnapshot?, wantLines: Bool, onLine: (String) -> Void
     ) {
         total += chunk.count
@@ -458,7 +459,7 @@ struct StreamState {
         }
     }
 
-    func flushPartial(log: LogWriter?, redaction: RedactionSnapshot?, onLine: (@Sendable (OutputLine) -> Void)?) {
+    package func flushPartial(log: LogWriter?, redaction: RedactionSnapshot?, onLine: (@Sendable (OutputLine) -> Void)?) {
         guard !partial.isEmpty else { return }
         log?.beginChunk()
         partial.withUnsafeBytes { bytes in
@@ -470,11 +471,11 @@ struct StreamState {
 }
 
 /// In-memory capture with a cap: the first or last `limit` bytes.
-struct Capture {
+package struct Capture {
     let limit: Int
-    let keep: CaptureKeep
+    package let keep: CaptureKeep
     private var bytes = Data()
-    private(set) var truncated = false
+    package private(set) var truncated = false
 
     init(limit: Int, keep: CaptureKeep) {
         self.limit = max(0, limit)
@@ -500,7 +501,7 @@ struct Capture {
         }
     }
 
-    var data: Data {
+    package var data: Data {
         if keep == .tail, bytes.count > limit { return bytes.suffix(limit) }
         return bytes
     }

@@ -6,7 +6,7 @@ import KhCore
 /// secrets redacted. Lines are copied once into a raw 256 KiB buffer that is written
 /// in large blocks, and flushed at least every 200 ms while the child is quiet so
 /// `tail -f` stays live.
-final class LogWriter: @unchecked Sendable {
+package final class LogWriter: @unchecked Sendable {
     private let fd: Int32
     private static let capacity = 256 << 10
     private let buffer = UnsafeMutableRawPointer.allocate(byteCount: LogWriter.capacity, alignment: 16)
@@ -19,7 +19,7 @@ final class LogWriter: @unchecked Sendable {
     private let redactor: Redactor?
     private var scratch: [UInt8] = []
 
-    init(path: String, redactor: Redactor?) throws {
+    package init(path: String, redactor: Redactor?) throws {
         let directory = (path as NSString).deletingLastPathComponent
         if !directory.isEmpty { try LocalFileSystem().createDirectory(directory) }
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
@@ -32,10 +32,10 @@ final class LogWriter: @unchecked Sendable {
 
     deinit { buffer.deallocate() }
 
-    var hasPending: Bool { used > 0 }
+    package var hasPending: Bool { used > 0 }
 
     /// Takes the time once for a chunk of output: every line in it gets this stamp.
-    func beginChunk() {
+    package func beginChunk() {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         let second = ts.tv_sec
@@ -74,7 +74,7 @@ final class LogWriter: @unchecked Sendable {
     }
 
     @inline(__always)
-    func line(_ bytes: UnsafeRawBufferPointer, stream: OutputStream, redaction: RedactionSnapshot?) {
+    package func line(_ bytes: UnsafeRawBufferPointer, stream: OutputStream, redaction: RedactionSnapshot?) {
         (stream == .stdout ? outPrefix : errPrefix).withUnsafeBytes { put($0) }
         if let redaction, !redaction.isEmpty {
             scratch.removeAll(keepingCapacity: true)
@@ -89,7 +89,7 @@ final class LogWriter: @unchecked Sendable {
     }
 
     /// A note of kh's own (start, deadline, kill, exit), written at once.
-    func header(_ text: String) {
+    package func header(_ text: String) {
         beginChunk()
         let stamp = outPrefix.dropLast(6)
         let note = Array(stamp) + Array(" kh | ".utf8) + Array((redactor?.redact(text) ?? text).utf8) + [0x0A]
@@ -97,13 +97,13 @@ final class LogWriter: @unchecked Sendable {
         flush()
     }
 
-    func flush() {
+    package func flush() {
         guard used > 0 else { return }
         KhCore.writeAll(fd, UnsafeRawBufferPointer(start: buffer, count: used))
         used = 0
     }
 
-    func close() {
+    package func close() {
         flush()
         Glibc.close(fd)
     }

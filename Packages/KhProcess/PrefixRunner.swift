@@ -39,15 +39,7 @@ public struct PrefixRunner: CommandRunner {
     public func script(for command: Command) -> String {
         switch mode {
         case .remoteShell:
-            var words: [String] = []
-            if let cwd = command.workingDirectory { words += ["cd", Shell.quote(cwd), "&&"] }
-            if !command.environment.isEmpty || !command.inheritEnvironment {
-                words.append("env")
-                if !command.inheritEnvironment { words.append("-i") }
-                words += command.environment.sorted { $0.key < $1.key }.map { Shell.quote("\($0.key)=\($0.value)") }
-            }
-            words += ([command.executable] + command.arguments).map(Shell.quote)
-            return prefix + " " + Shell.quote(words.joined(separator: " "))
+            return prefix + " " + Shell.quote(Shell.commandLine(for: command))
         case .arguments:
             return prefix + " " + Shell.join([command.executable] + command.arguments)
         }

@@ -345,7 +345,9 @@ struct CurlTransportTests {
         task.cancel()
         let result = await task.result
         #expect(throws: CancellationError.self) { try result.get() }
-        #expect(elapsed(since: start) < .seconds(3))
+        // The endpoint answers after 10 s: finishing well before that proves the transfer
+        // was aborted (generous bound: the whole suite shares two cores).
+        #expect(elapsed(since: start) < .seconds(8))
         // The transport still works afterwards.
         #expect(try await client.send(HTTPRequest(.get, server.url("/ok"))).status == 200)
     }

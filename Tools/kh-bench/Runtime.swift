@@ -6,4 +6,4 @@ struct RuntimeBenchmark: Sendable {
     var run: @Sendable () async -> [Row]
 }
 
-let runtimeBenchmarks: [RuntimeBenchmark] = [httpBenchmark]
+let runtimeBenchmarks: [RuntimeBenchmark] = [sshBenchmark, httpBenchmark]

@@ -1,3 +1,0 @@
-// KhSSH: see issue 3.
-import CLibSSH2
-import KhCore

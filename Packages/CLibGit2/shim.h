@@ -17,3 +17,9 @@ static inline int kh_git_set_owner_validation(int enabled) {
 static inline int kh_git_set_config_search_path(git_config_level_t level, const char *path) {
     return git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, level, path);
 }
+
+/// git_libgit2_opts(GIT_OPT_GET_SEARCH_PATH, level, git_buf *): the folders (separated by
+/// GIT_PATH_LIST_SEPARATOR) where libgit2 looks for the configuration of `level`.
+static inline int kh_git_get_config_search_path(git_config_level_t level, git_buf *out) {
+    return git_libgit2_opts(GIT_OPT_GET_SEARCH_PATH, level, out);
+}

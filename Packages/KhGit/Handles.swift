@@ -161,6 +161,29 @@ final class WorktreeHandle {
     var path: String { String(cString: git_worktree_path(pointer)) }
 }
 
+/// An owned `git_config` (a snapshot of a repository's configuration).
+final class ConfigHandle {
+    let pointer: OpaquePointer
+    let owner: Repository
+    init(_ pointer: OpaquePointer, owner: Repository) {
+        self.pointer = pointer
+        self.owner = owner
+    }
+    deinit { git_config_free(pointer) }
+
+    /// The value of a variable, or nil when it is not set.
+    func string(_ name: String) -> String? {
+        var raw: UnsafeMutablePointer<git_config_entry>?
+        git_error_clear()
+        guard git_config_get_entry(&raw, pointer, name) == 0, let entry = raw else {
+            git_error_clear()
+            return nil
+        }
+        defer { git_config_entry_free(entry) }
+        return entry.pointee.value.map { String(cString: $0) }
+    }
+}
+
 /// An owned `git_strarray` filled by libgit2, disposed in deinit.
 final class StringArray {
     var raw = git_strarray()

@@ -70,6 +70,9 @@ extension Repository {
         options.ref = branch.pointer
         // A new, empty folder: FORCE writes every file without comparing against a baseline.
         options.checkout_options.checkout_strategy = GIT_CHECKOUT_FORCE.rawValue
+        // Without any attributes file or core.autocrlf no filter can change a file, so skip
+        // the per-file attribute lookups (each resolves the file's real path).
+        options.checkout_options.disable_filters = try filtersMayApply(to: commit, operation: operation) ? 0 : 1
         var rawWorktree: OpaquePointer?
         try check(git_worktree_add(&rawWorktree, pointer, worktreeName, absolute, &options), "git_worktree_add", operation)
         let worktree = WorktreeHandle(rawWorktree!, owner: self)
@@ -181,6 +184,52 @@ extension Repository {
         let detached = git_repository_head_detached_for_worktree(pointer, name) == 1
         if detached { return GitHead(branch: nil, reference: nil, commit: reference.target) }
         return GitHead(branch: reference.shorthand, reference: reference.name, commit: reference.target)
+    }
+
+    /// Whether checking out `commit` could run a filter (crlf, ident, or one named by a
+    /// `filter` attribute): true when an attributes file exists at any level libgit2 reads
+    /// (system, core.attributesFile or the XDG default, info/attributes, a `.gitattributes`
+    /// anywhere in the commit's tree) or core.autocrlf is set to anything but false.
+    func filtersMayApply(to commit: CommitHandle, operation: String) throws -> Bool {
+        var rawConfig: OpaquePointer?
+        try check(git_repository_config_snapshot(&rawConfig, pointer), "git_repository_config_snapshot", operation)
+        let config = ConfigHandle(rawConfig!, owner: self)
+        if let autocrlf = config.string("core.autocrlf"), !["false", "no", "off", "0", ""].contains(autocrlf.lowercased()) { return true }
+        if config.string("core.attributesFile") != nil { return true }
+        let fileManager = FileManager.default
+        if fileManager.fileExists(atPath: commonDirectory + "info/attributes") { return true }
+        for (level, name) in [(GIT_CONFIG_LEVEL_SYSTEM, "gitattributes"), (GIT_CONFIG_LEVEL_XDG, "attributes")] {
+            let buffer = Buffer()
+            try check(kh_git_get_config_search_path(level, &buffer.raw), "git_libgit2_opts(GIT_OPT_GET_SEARCH_PATH)", operation)
+            for folder in buffer.string.split(separator: ":") where fileManager.fileExists(atPath: folder + "/" + name) { return true }
+        }
+        return try treeHasAttributesFile(try tree(of: commit), operation: operation)
+    }
+
+    /// Whether a `.gitattributes` entry exists anywhere in the tree.
+    private func treeHasAttributesFile(_ tree: TreeHandle, operation: String) throws -> Bool {
+        final class Search {
+            var found = false
+        }
+        let search = Search()
+        let code = withExtendedLifetime(search) {
+            call {
+                git_tree_walk(
+                    tree.pointer, GIT_TREEWALK_PRE,
+                    { _, entry, payload in
+                        guard let entry, let name = git_tree_entry_name(entry) else { return 0 }
+                        guard strcmp(name, ".gitattributes") == 0 else { return 0 }
+                        Unmanaged<Search>.fromOpaque(payload!).takeUnretainedValue().found = true
+                        return GIT_EUSER.rawValue  // stop the walk
+                    }, Unmanaged.passUnretained(search).toOpaque())
+            }
+        }
+        if search.found {
+            git_error_clear()
+            return true
+        }
+        try checkResult(code, "git_tree_walk", operation)
+        return false
     }
 
     private func temporaryBranch(at commit: CommitHandle, worktreeName: String, operation: String) throws -> ReferenceHandle {

@@ -139,6 +139,59 @@ struct WorktreeTests {
         #expect(try await sandbox.git("branch", "--list", "kh-worktree-*", in: "repo").isEmpty)
     }
 
+    /// Every file under `folder` (but `.git`) with its bytes and whether it is executable or a link.
+    func snapshot(_ folder: String) throws -> [String: String] {
+        var result: [String: String] = [:]
+        let fileManager = FileManager.default
+        for relative in try fileManager.subpathsOfDirectory(atPath: folder) where relative != ".git" {
+            let full = folder + "/" + relative
+            let attributes = try fileManager.attributesOfItem(atPath: full)
+            let type = attributes[.type] as? FileAttributeType
+            if type == .typeSymbolicLink {
+                result[relative] = "link -> " + (try fileManager.destinationOfSymbolicLink(atPath: full))
+            } else if type == .typeRegular {
+                let mode = (attributes[.posixPermissions] as? Int ?? 0) & 0o111 != 0 ? "x " : "- "
+                result[relative] = mode + (try Data(contentsOf: URL(fileURLWithPath: full))).base64EncodedString()
+            }
+        }
+        return result
+    }
+
+    @Test(
+        "byte for byte what git worktree add makes: plain files, executables, links, and filters from .gitattributes, info/attributes, core.autocrlf",
+        arguments: ["none", "gitattributes", "info", "autocrlf"])
+    func sameBytesAsGit(attributes: String) async throws {
+        let sandbox = GitSandbox()
+        try await sandbox.makeRepository()
+        for index in 0..<30 {
+            try sandbox.write("repo/d\(index % 3)/e\(index % 2)/f\(index).txt", "file \(index)\n$Id$\nsecond line\n")
+        }
+        try sandbox.write("repo/tool.sh", "#!/bin/sh\necho $Id$\n")
+        #expect(chmod(sandbox.path("repo/tool.sh"), 0o755) == 0)
+        try FileManager.default.createSymbolicLink(atPath: sandbox.path("repo/link"), withDestinationPath: "d0/e0/f0.txt")
+        switch attributes {
+        case "gitattributes": try sandbox.write("repo/d1/.gitattributes", "*.txt ident\n")
+        case "info": try sandbox.write("repo/.git/info/attributes", "*.sh ident\n")
+        case "autocrlf": try await sandbox.git("config", "core.autocrlf", "true", in: "repo")
+        default: break
+        }
+        try await sandbox.commitAll("content")
+        try await sandbox.git("tag", "v1", in: "repo")
+        try await sandbox.git("worktree", "add", "-q", "--detach", sandbox.path("by-git"), "v1", in: "repo")
+        let repository = try Repository(at: sandbox.path("repo"))
+        let commit = try repository.commit("v1")
+        #expect(try repository.filtersMayApply(to: commit, operation: "test") == (attributes != "none"))
+        try repository.addWorktree(at: sandbox.path("by-kh"), detachedAt: "v1")
+        let ours = try snapshot(sandbox.path("by-kh"))
+        let theirs = try snapshot(sandbox.path("by-git"))
+        #expect(ours.count == 32 + (attributes == "gitattributes" ? 1 : 0))  // 30 files, tool.sh, link
+        #expect(ours == theirs)
+        if attributes == "gitattributes" { #expect(try sandbox.read("by-kh/d1/e1/f1.txt").contains("$Id: ")) }
+        if attributes == "info" { #expect(try sandbox.read("by-kh/tool.sh").contains("$Id: ")) }
+        if attributes == "autocrlf" { #expect(try sandbox.read("by-kh/d0/e0/f0.txt").contains("\r\n")) }
+        #expect(try await sandbox.git("status", "--porcelain=v1", in: sandbox.path("by-kh")).isEmpty)
+    }
+
     @Test("remove: refuses locked and dirty worktrees, then removes folder and admin data; git agrees")
     func remove() async throws {
         let sandbox = GitSandbox()

@@ -1,0 +1,148 @@
+// git: a worktree detached at a tag with KhGit (libgit2) against the git CLI.
+import Foundation
+import KhCore
+import KhGit
+import KhProcess
+
+/// The fixture: 2,000 files in 280 folders, 500 commits (the first adds every file, each
+/// later one changes 4), an annotated tag v1.0.0 on commit 400, HEAD on main at commit 500.
+private enum GitBenchFixture {
+    static let files = 2_000
+    static let commits = 500
+    static let taggedCommit = 400
+    static let environment = [
+        "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "kh bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+        "GIT_COMMITTER_NAME": "kh bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+    ]
+
+    static func path(_ index: Int) -> String { "dir\(index % 40)/sub\(index % 7)/file\(index).txt" }
+
+    static func content(_ index: Int, revision: Int) -> String {
+        (0..<24).map { "file \(index) revision \(revision) line \($0): the quick brown fox jumps over the lazy dog\n" }.joined()
+    }
+
+    /// A `git fast-import` stream for the whole history.
+    static func stream() -> String {
+        var out = ""
+        out.reserveCapacity(6 << 20)
+        func data(_ text: String) { out += "data \(text.utf8.count)\n\(text)\n" }
+        for commit in 1...commits {
+            out += "commit refs/heads/main\nmark :\(commit)\ncommitter kh bench <bench@example.invalid> \(1_700_000_000 + commit * 60) +0000\n"
+            data("commit \(commit)")
+            if commit > 1 { out += "from :\(commit - 1)\n" }
+            let changed = commit == 1 ? Array(0..<files) : (0..<4).map { ((commit * 4) + $0 * 499) % files }
+            for index in changed {
+                out += "M 100644 inline \(path(index))\n"
+                data(content(index, revision: commit))
+            }
+        }
+        out += "tag v1.0.0\nfrom :\(taggedCommit)\ntagger kh bench <bench@example.invalid> \(1_700_000_000 + taggedCommit * 60) +0000\n"
+        data("release 1.0.0")
+        return out
+    }
+
+    /// Makes the repository under `root`; returns its path.
+    static func build(in root: String) async throws -> String {
+        let repository = root + "/repo"
+        let runner = LocalRunner()
+        let streamPath = root + "/history.fi"
+        try Data(stream().utf8).write(to: URL(fileURLWithPath: streamPath))
+        let steps: [[String]] = [
+            ["git", "-c", "init.defaultBranch=main", "init", "-q", repository],
+            ["sh", "-c", "git -C '\(repository)' fast-import --quiet < '\(streamPath)'"],
+            ["git", "-C", repository, "checkout", "-q", "-f", "main"],
+        ]
+        for argv in steps {
+            let result = try await runner.run(
+                Command(argv[0], Array(argv.dropFirst()), environment: environment), options: RunOptions(timeout: .seconds(300)))
+            guard result.succeeded else {
+                throw KhBenchError("\(argv.joined(separator: " ")): \(result.summary): \(result.stderrText)")
+            }
+        }
+        try? FileManager.default.removeItem(atPath: streamPath)
+        return repository
+    }
+}
+
+struct KhBenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+let gitBenchmark = RuntimeBenchmark(name: "git: worktree at a tag, 2,000 files, 500 commits") {
+    let name = "git: worktree at a tag, 2,000 files, 500 commits"
+    let passes = 9
+    let root = NSTemporaryDirectory() + "/kh-bench-git-\(getpid())"
+    defer { try? FileManager.default.removeItem(atPath: root) }
+    guard let git = which("git") else {
+        return [Row(name: name, kh: "-", baseline: "git not installed", ratio: "-", goal: "<= 1.00x", met: nil)]
+    }
+    do {
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        let repository = try await GitBenchFixture.build(in: root)
+
+        // Each step starts with no dirty pages or pending deletes from the one before (sync,
+        // untimed): on this kind of disk the writeback of one pass otherwise lands on the next.
+        /// One KhGit pass: open, add detached at v1.0.0, remove; (add, remove) seconds.
+        func khPass(_ index: Int) throws -> (Double, Double) {
+            let path = root + "/kh-\(index)"
+            sync()
+            var start = ContinuousClock.now
+            let repo = try Repository(at: repository)
+            let worktree = try repo.addWorktree(at: path, detachedAt: "v1.0.0")
+            let add = (ContinuousClock.now - start).seconds
+            sync()
+            start = ContinuousClock.now
+            try Repository(at: repository).removeWorktree(named: worktree.name)
+            return (add, (ContinuousClock.now - start).seconds)
+        }
+        /// One git CLI pass: `git worktree add --detach`, `git worktree remove`.
+        func gitPass(_ index: Int) throws -> (Double, Double) {
+            let path = root + "/git-\(index)"
+            sync()
+            let add = measure([git, "-C", repository, "worktree", "add", "-q", "--detach", path, "v1.0.0"])
+            sync()
+            let remove = measure([git, "-C", repository, "worktree", "remove", path])
+            guard add.status == 0, remove.status == 0 else { throw KhBenchError("git worktree add/remove failed (\(add.status), \(remove.status))") }
+            return (add.seconds, remove.seconds)
+        }
+
+        // Check once that KhGit's worktree is what git makes: same files, clean, detached at the tag.
+        let check = root + "/check"
+        _ = try Repository(at: repository).addWorktree(at: check, detachedAt: "v1.0.0")
+        let status = try await LocalRunner().run(
+            Command("git", ["-C", check, "status", "--porcelain"], environment: GitBenchFixture.environment),
+            options: RunOptions(timeout: .seconds(60)))
+        let listed = try FileManager.default.subpathsOfDirectory(atPath: check).filter { $0.hasSuffix(".txt") }.count
+        guard status.succeeded, status.stdout.isEmpty, listed == GitBenchFixture.files else {
+            throw KhBenchError("KhGit worktree differs from the tag: \(listed) files, status \(status.stdoutText.prefix(200))")
+        }
+        try Repository(at: repository).removeWorktree(named: "check")
+
+        _ = try khPass(1000)
+        _ = try gitPass(1000)
+        var kh: [(Double, Double)] = []
+        var base: [(Double, Double)] = []
+        for index in 0..<passes {
+            kh.append(try khPass(index))
+            base.append(try gitPass(index))
+        }
+        let khTotal = median(kh.map { $0.0 + $0.1 })
+        let gitTotal = median(base.map { $0.0 + $0.1 })
+        let ratio = khTotal / gitTotal
+        return [
+            Row(
+                name: name + " (add + remove, median of \(passes))", kh: ms(khTotal), baseline: "git " + ms(gitTotal),
+                ratio: String(format: "%.2fx", ratio),
+                goal: "<= 1.00x", met: ratio <= 1.0),
+            Row(
+                name: "  of which add (worktree add --detach)", kh: ms(median(kh.map(\.0))), baseline: "git " + ms(median(base.map(\.0))),
+                ratio: String(format: "%.2fx", median(kh.map(\.0)) / median(base.map(\.0))), goal: "report", met: nil),
+            Row(
+                name: "  of which remove (worktree remove)", kh: ms(median(kh.map(\.1))), baseline: "git " + ms(median(base.map(\.1))),
+                ratio: String(format: "%.2fx", median(kh.map(\.1)) / median(base.map(\.1))), goal: "report", met: nil),
+        ]
+    } catch {
+        return [Row(name: name, kh: "failed", baseline: "\(error)", ratio: "-", goal: "<= 1.00x", met: false)]
+    }
+}

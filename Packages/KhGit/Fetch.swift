@@ -20,6 +20,22 @@ public struct GitSSHKey: Sendable, Equatable {
     }
 }
 
+extension GitSSHKey: CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
+    /// The key without its passphrase, safe to log.
+    public var description: String {
+        "GitSSHKey(username: \(username ?? "from URL"), privateKeyPath: \(privateKeyPath), publicKeyPath: \(publicKeyPath ?? "derived"), passphrase: \(passphrase == nil ? "none" : "<redacted>"))"
+    }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror {
+        Mirror(
+            self,
+            children: [
+                "username": username as Any, "privateKeyPath": privateKeyPath, "publicKeyPath": publicKeyPath as Any,
+                "passphrase": passphrase == nil ? "none" : "<redacted>",
+            ])
+    }
+}
+
 /// How an SSH server's host key is checked.
 public enum GitHostKeyPolicy: Sendable, Equatable {
     /// libgit2's own check against `~/.ssh/known_hosts` (the default).
@@ -29,6 +45,12 @@ public enum GitHostKeyPolicy: Sendable, Equatable {
     case fingerprint(String)
     /// Accept any host key. Insecure: for throwaway test servers only.
     case acceptAny
+
+    /// A SHA-256 digest of a host key written as OpenSSH prints it: `SHA256:` and the
+    /// base64 of the 32 bytes without `=` padding.
+    public static func fingerprint(sha256 digest: some Collection<UInt8>) -> String {
+        "SHA256:" + Data(digest).base64EncodedString().replacingOccurrences(of: "=", with: "")
+    }
 }
 
 /// How to fetch (see ``Repository/fetch(_:)`` and ``Repository/fetchAndFastForward(_:)``).
@@ -267,8 +289,7 @@ extension Repository {
             case .fingerprint(let expected):
                 let hostKey = UnsafeRawPointer(cert).assumingMemoryBound(to: git_cert_hostkey.self).pointee
                 if hostKey.type.rawValue & GIT_CERT_SSH_SHA256.rawValue != 0 {
-                    let digest = withUnsafeBytes(of: hostKey.hash_sha256) { Data($0) }
-                    let actual = "SHA256:" + digest.base64EncodedString().replacingOccurrences(of: "=", with: "")
+                    let actual = withUnsafeBytes(of: hostKey.hash_sha256) { GitHostKeyPolicy.fingerprint(sha256: $0) }
                     if actual == expected { return 0 }
                 }
             }

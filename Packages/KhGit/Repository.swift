@@ -283,7 +283,9 @@ public struct GitStatusEntry: Sendable, Equatable, Codable {
                 has(GIT_STATUS_WT_NEW)
                 ? .untracked
                 : has(GIT_STATUS_WT_DELETED)
-                    ? .deleted : has(GIT_STATUS_WT_TYPECHANGE) ? .typeChanged : has(GIT_STATUS_WT_MODIFIED) ? .modified : nil
+                    ? .deleted
+                    : has(GIT_STATUS_WT_TYPECHANGE)
+                        ? .typeChanged : has(GIT_STATUS_WT_MODIFIED) || has(GIT_STATUS_WT_UNREADABLE) ? .modified : nil
         }
         if staged == .renamed, let headToIndex {
             self.path = path(headToIndex.new_file) ?? ""

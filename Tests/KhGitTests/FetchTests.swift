@@ -1,5 +1,6 @@
 import Foundation
 import KhCore
+import KhProcess
 import Testing
 
 @testable import KhGit
@@ -147,3 +148,56 @@ struct FetchTests {
         #expect(try await sandbox.line("rev-parse", "origin/main", in: "work") == (try await sandbox.line("rev-parse", "main", in: "remote.git")))
     }
 }
+
+@Suite("SSH credentials: host key fingerprints and secrets")
+struct SSHCredentialTests {
+    @Test("a pinned fingerprint is written exactly as ssh-keygen -lf prints it")
+    func fingerprintMatchesSSHKeygen() async throws {
+        let sandbox = GitSandbox()
+        let key = sandbox.path("host_ed25519")
+        let options = RunOptions(timeout: .seconds(30))
+        let made = try await sandbox.runner.run(Command("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f", key]), options: options)
+        try #require(made.succeeded, "\(made.stderrText)")
+        let printed = try await sandbox.runner.run(Command("ssh-keygen", ["-l", "-E", "sha256", "-f", key + ".pub"]), options: options)
+        let expected = try #require(printed.stdoutText.split(separator: " ").dropFirst().first.map(String.init))
+        #expect(expected.hasPrefix("SHA256:"))
+        // libgit2 hands the callback the SHA-256 of the raw key blob: the base64 field of the .pub line.
+        let blob = try #require(Data(base64Encoded: String(try sandbox.read("host_ed25519.pub").split(separator: " ")[1])))
+        try blob.write(to: URL(fileURLWithPath: key + ".blob"))
+        let sum = try await sandbox.runner.run(Command("sha256sum", [key + ".blob"]), options: options)
+        let hex = Array(sum.stdoutText.prefix(64).utf8)
+        let digest = stride(from: 0, to: hex.count, by: 2).map { UInt8(String(decoding: hex[$0..<$0 + 2], as: UTF8.self), radix: 16)! }
+        #expect(digest.count == 32)
+        #expect(GitHostKeyPolicy.fingerprint(sha256: digest) == expected)
+    }
+
+    @Test("a key's passphrase never shows in its description, debug description or mirror")
+    func passphraseRedacted() {
+        let key = GitSSHKey(username: "deploy", privateKeyPath: "/keys/id_ed25519", passphrase: "hunter2-secret")
+        let texts = [
+            String(describing: key), String(reflecting: key), "\(key)",
+            {
+                var out = ""; dump(key, to: &out); return out
+            }(),
+        ]
+        for text in texts {
+            #expect(!text.contains("hunter2-secret"), "\(text)")
+            #expect(text.contains("/keys/id_ed25519"))
+        }
+        #expect(String(describing: key).contains("<redacted>"))
+        let options = GitFetchOptions(sshKey: key)
+        #expect(!String(describing: options).contains("hunter2-secret"))
+    }
+}
+
+// The ssh fetch test (once the shared sshd fixture exists) needs:
+// - a bare repository on disk and an sshd on 127.0.0.1 whose user can run `git-upload-pack`
+//   (on PATH in the non-interactive session; no forced command);
+// - a client key pair made in the test (ed25519 works: libssh2 1.10 with OpenSSL), its public
+//   key in the sshd's authorized_keys, optionally a passphrase-protected second key;
+// - the sshd's host key fingerprint, `ssh-keygen -lf HOSTKEY.pub -E sha256`, passed as
+//   `.fingerprint(...)` (libgit2 1.5 otherwise checks ~/.ssh/known_hosts);
+// - a remote URL `ssh://USER@127.0.0.1:PORT/absolute/path/repo.git` in the clone, then
+//   `fetchAndFastForward(GitFetchOptions(sshKey: GitSSHKey(privateKeyPath: …, publicKeyPath: …), hostKeyPolicy: .fingerprint(…)))`,
+//   cross-checked with `git rev-parse` as in FetchTests; plus a wrong key (expect `.authentication`,
+//   no endless retry) and a wrong fingerprint (expect `.hostKeyRejected`).

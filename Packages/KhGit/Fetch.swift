@@ -161,8 +161,8 @@ extension Repository {
     /// Fetches the current branch's remote and fast-forwards the branch and the working tree
     /// to its upstream, like `git pull --ff-only`.
     ///
-    /// The upstream is the branch's configured one (`branch.NAME.merge`), else
-    /// `refs/remotes/REMOTE/NAME`. The result says whether the branch moved or was already
+    /// The upstream is the branch's configured one (`branch.NAME.merge`) when it belongs to
+    /// the remote fetched, else `refs/remotes/REMOTE/NAME`. The result says whether the branch moved or was already
     /// up to date (equal to, or ahead of, the upstream). Local changes that the move would
     /// overwrite stop it before the branch moves (``GitError/Reason/checkoutConflict``).
     ///
@@ -176,7 +176,9 @@ extension Repository {
         }
         guard let local = head.commit else { throw GitError(reason: .unbornBranch(branch), operation: operation) }
         let remoteName = try options.remote ?? defaultRemoteName()
-        let upstream = try upstreamName(ofBranch: branchRef) ?? "refs/remotes/\(remoteName)/\(branch)"
+        // The configured upstream when it belongs to the remote fetched, else REMOTE/BRANCH.
+        let configured = try defaultRemoteName() == remoteName ? upstreamName(ofBranch: branchRef) : nil
+        let upstream = configured ?? "refs/remotes/\(remoteName)/\(branch)"
         let fetched = try fetch(remoteName: remoteName, options: options)
 
         var upstreamOID = git_oid()

@@ -68,6 +68,25 @@ struct FetchTests {
         #expect(try await sandbox.line("rev-parse", "HEAD", in: "work") == local)
     }
 
+    @Test("an explicit second remote: its REMOTE/BRANCH is the upstream, not the configured origin/main")
+    func explicitRemote() async throws {
+        let sandbox = GitSandbox()
+        try await remoteAndClones(sandbox)
+        try await sandbox.git("clone", "-q", "--bare", sandbox.path("remote.git"), "mirror.git")
+        try sandbox.write("seed/mirror-only.txt", "m\n")
+        let mirrorHead = try await sandbox.commitAll("only on the mirror", in: "seed")
+        try await sandbox.git("push", "-q", sandbox.path("mirror.git"), "main", in: "seed")
+        try await sandbox.git("remote", "add", "mirror", sandbox.path("mirror.git"), in: "work")
+
+        let repository = try Repository(at: sandbox.path("work"))
+        let result = try repository.fetchAndFastForward(GitFetchOptions(remote: "mirror"))
+        #expect(result.outcome == .fastForwarded && result.upstream == "refs/remotes/mirror/main" && result.fetch.remote == "mirror")
+        #expect(result.to.hex == mirrorHead)
+        #expect(try await sandbox.line("rev-parse", "HEAD", in: "work") == mirrorHead)
+        #expect(try await sandbox.line("rev-parse", "origin/main", in: "work") != mirrorHead)  // origin untouched
+        #expect(try repository.fetchAndFastForward().isAlreadyUpToDate)  // origin/main is behind: nothing to do
+    }
+
     @Test("diverged histories: a typed refusal naming branch and both commits; nothing moves; git agrees it is no fast-forward")
     func refusesDiverged() async throws {
         let sandbox = GitSandbox()

@@ -1,3 +1,25 @@
 // Typed wrappers for what Swift cannot import from git2.h (variadic functions,
-// function-like macros). Imported by the one wrapper module only.
+// function-like macros). Imported by the one wrapper module (KhGit) only.
 #include <git2.h>
+
+/// git_libgit2_opts(GIT_OPT_GET_OWNER_VALIDATION, int *).
+static inline int kh_git_get_owner_validation(int *enabled) {
+    return git_libgit2_opts(GIT_OPT_GET_OWNER_VALIDATION, enabled);
+}
+
+/// git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, int).
+static inline int kh_git_set_owner_validation(int enabled) {
+    return git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, enabled);
+}
+
+/// git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, level, path): where libgit2 looks for the
+/// global, XDG or system configuration file (path NULL restores the default).
+static inline int kh_git_set_config_search_path(git_config_level_t level, const char *path) {
+    return git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, level, path);
+}
+
+/// git_libgit2_opts(GIT_OPT_GET_SEARCH_PATH, level, git_buf *): the folders (separated by
+/// GIT_PATH_LIST_SEPARATOR) where libgit2 looks for the configuration of `level`.
+static inline int kh_git_get_config_search_path(git_config_level_t level, git_buf *out) {
+    return git_libgit2_opts(GIT_OPT_GET_SEARCH_PATH, level, out);
+}

@@ -1,0 +1,72 @@
+import CLibGit2
+import KhCore
+
+/// Process-wide libgit2 state: one-time initialisation and the few global options kh uses.
+///
+/// libgit2 is initialised once per process, on first use of any KhGit API (a Swift
+/// `static let`, so concurrent first uses are safe); it is never shut down.
+public enum GitLibrary {
+    /// libgit2's `git_libgit2_init` result, computed once.
+    private static let initResult: Int32 = git_libgit2_init()
+
+    /// Initialises libgit2 when this is the first call in the process. Every KhGit entry point calls it.
+    static func ensureInitialized() throws {
+        if initResult < 0 { throw GitError.fromLibrary(call: "git_libgit2_init", code: initResult, context: "initialise libgit2") }
+    }
+
+    /// The version of the linked libgit2, such as `1.5.1`.
+    public static var version: String {
+        var major: Int32 = 0
+        var minor: Int32 = 0
+        var revision: Int32 = 0
+        _ = git_libgit2_version(&major, &minor, &revision)
+        return "\(major).\(minor).\(revision)"
+    }
+
+    /// Whether libgit2 refuses repositories owned by another user (the default; `git`'s
+    /// `safe.directory` rule). Process-wide: changing it affects every repository opened
+    /// afterwards, in every task. Turn it off only for a repository kh was told to trust
+    /// (for example a checkout mounted into a container under another uid).
+    public static var ownerValidation: Bool {
+        get {
+            try? ensureInitialized()
+            var enabled: Int32 = 1
+            _ = kh_git_get_owner_validation(&enabled)
+            return enabled != 0
+        }
+        set {
+            try? ensureInitialized()
+            _ = kh_git_set_owner_validation(newValue ? 1 : 0)
+        }
+    }
+
+    /// The configuration levels whose file location can be redirected.
+    public enum ConfigLevel: Sendable, CaseIterable {
+        /// `/etc/gitconfig`.
+        case system
+        /// `$XDG_CONFIG_HOME/git/config`.
+        case xdg
+        /// `~/.gitconfig`.
+        case global
+
+        var level: git_config_level_t {
+            switch self {
+            case .system: GIT_CONFIG_LEVEL_SYSTEM
+            case .xdg: GIT_CONFIG_LEVEL_XDG
+            case .global: GIT_CONFIG_LEVEL_GLOBAL
+            }
+        }
+    }
+
+    /// Makes libgit2 look for the configuration file of `level` in `directory` instead of
+    /// its default place (`nil` restores the default). Process-wide. Tests point every level
+    /// at an empty folder so that a developer's `~/.gitconfig` cannot change results
+    /// (libgit2 ignores `GIT_CONFIG_GLOBAL`).
+    public static func setConfigSearchPath(_ level: ConfigLevel, to directory: String?) throws {
+        try ensureInitialized()
+        let code = kh_git_set_config_search_path(level.level, directory)
+        if code < 0 {
+            throw GitError.fromLibrary(call: "git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH)", code: code, context: "set the \(level) config search path")
+        }
+    }
+}

@@ -1,3 +1,0 @@
-// KhGit: see issue 3.
-import CLibGit2
-import KhCore

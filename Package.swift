@@ -142,7 +142,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KhGitTests",
-            dependencies: ["KhGit", "KhCore", "KhProcess", "KhTestSupport"],
+            dependencies: ["KhGit", "KhCore", "KhProcess", "KhSSH", "KhTestSupport"],
             path: "Tests/KhGitTests",
             swiftSettings: strict
         ),

@@ -209,14 +209,3 @@ struct SSHCredentialTests {
     }
 }
 
-// The ssh fetch test (once the shared sshd fixture exists) needs:
-// - a bare repository on disk and an sshd on 127.0.0.1 whose user can run `git-upload-pack`
-//   (on PATH in the non-interactive session; no forced command);
-// - a client key pair made in the test (ed25519 works: libssh2 1.10 with OpenSSL), its public
-//   key in the sshd's authorized_keys, optionally a passphrase-protected second key;
-// - the sshd's host key fingerprint, `ssh-keygen -lf HOSTKEY.pub -E sha256`, passed as
-//   `.fingerprint(...)` (libgit2 1.5 otherwise checks ~/.ssh/known_hosts);
-// - a remote URL `ssh://USER@127.0.0.1:PORT/absolute/path/repo.git` in the clone, then
-//   `fetchAndFastForward(GitFetchOptions(sshKey: GitSSHKey(privateKeyPath: …, publicKeyPath: …), hostKeyPolicy: .fingerprint(…)))`,
-//   cross-checked with `git rev-parse` as in FetchTests; plus a wrong key (expect `.authentication`,
-//   no endless retry) and a wrong fingerprint (expect `.hostKeyRejected`).

@@ -4,6 +4,7 @@
 TB_REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 TB_DIR="${KH_TESTBED_DIR:-$TB_REPO/.testbed}"
 TB_EMULATOR="$TB_REPO/Tools/testbed/kube-emulator/server.py"
+VENV="$TB_DIR/venv"
 
 tb_log() { printf 'testbed: %s\n' "$*" >&2; }
 tb_die() { printf 'testbed: error: %s\n' "$*" >&2; exit 1; }
@@ -22,9 +23,9 @@ finally:
 PY
 }
 
-# tb_pick_port PREFERRED: PREFERRED when free, else a free port the OS hands out.
+# tb_pick_port PREFERRED: PREFERRED when free, else (or for 0) a free port the OS hands out.
 tb_pick_port() {
-  if tb_port_free "$1"; then echo "$1"; return; fi
+  if [[ $1 != 0 ]] && tb_port_free "$1"; then echo "$1"; return; fi
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }
 
@@ -81,6 +82,19 @@ tb_wait_until() {
     fi
     sleep 0.2
   done
+}
+
+# install_venv: .testbed/venv with Tools/testbed/requirements.txt (pinned), redone when that file changes.
+install_venv() {
+  local req="$TB_REPO/Tools/testbed/requirements.txt" stamp="$VENV/.kh-requirements.sha256" sum
+  sum=$(sha256sum "$req" | cut -d' ' -f1)
+  if [[ -x $VENV/bin/python && -x $VENV/bin/kubectl && -s $stamp && $(<"$stamp") == "$sum" ]]; then
+    return 0
+  fi
+  tb_log "venv: installing $(grep -v '^#' "$req" | xargs)"
+  [[ -x $VENV/bin/python ]] || python3 -m venv --system-site-packages "$VENV"
+  timeout 600 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$req" >&2
+  echo "$sum" >"$stamp"
 }
 
 # ---------------------------------------------------------------- Kubernetes emulator

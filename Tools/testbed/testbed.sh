@@ -15,7 +15,6 @@ set -euo pipefail
 # shellcheck source=Tools/testbed/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-VENV="$TB_DIR/venv"
 ENV_FILE="$TB_DIR/env"
 KUBE_DIR="$TB_DIR/kube"
 MOTO_DIR="$TB_DIR/moto"
@@ -30,18 +29,6 @@ DEB_PACKAGES=(openssh-server openssh-client openssl curl ca-certificates)
 
 install_deps() {
   bash "$TB_REPO/Tools/scripts/install-deps.sh" "${DEB_PACKAGES[@]}" >&2
-}
-
-install_venv() {
-  local req="$TB_REPO/Tools/testbed/requirements.txt" stamp="$VENV/.kh-requirements.sha256" sum
-  sum=$(sha256sum "$req" | cut -d' ' -f1)
-  if [[ -x $VENV/bin/python && -x $VENV/bin/kubectl && -s $stamp && $(<"$stamp") == "$sum" ]]; then
-    return 0
-  fi
-  tb_log "venv: installing $(grep -v '^#' "$req" | xargs)"
-  [[ -x $VENV/bin/python ]] || python3 -m venv --system-site-packages "$VENV"
-  timeout 600 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$req" >&2
-  echo "$sum" >"$stamp"
 }
 
 # ---------------------------------------------------------------- Kubernetes API emulator

@@ -39,7 +39,9 @@ def jsonpath(obj: Any, path: str) -> list[Any]:
                 if isinstance(node, dict) and key in node:
                     nxt.append(node[key])
             elif index is not None:
-                if isinstance(node, list):
+                if isinstance(node, dict) and index == "*":
+                    nxt.extend(node.values())
+                elif isinstance(node, list):
                     if index == "*":
                         nxt.extend(node)
                     elif int(index) < len(node):

@@ -57,3 +57,26 @@ golden: build
 
 clean:
 	rm -rf .build .build-lint .kh
+
+# ---------------------------------------------------------------- testbed
+# Real peers for tests, on 127.0.0.1 only (docs/testbed.md): the Kubernetes API emulator, moto
+# (AWS), sshd, and terraform with the null provider from a local mirror. `testbed-up` installs what
+# is missing, starts what is not running and writes .testbed/env; `testbed-down` stops by PID.
+.PHONY: testbed-up testbed-down testbed-status testbed-check testbed-clean
+
+testbed-up:
+	@bash Tools/testbed/testbed.sh up
+
+testbed-down:
+	@bash Tools/testbed/testbed.sh down
+
+testbed-status:
+	@bash Tools/testbed/testbed.sh status
+
+# Proves every peer with its real client: kubectl 1.32 and 1.37 against the emulator, terraform
+# init/apply/destroy offline, awscli against moto, ssh against sshd.
+testbed-check:
+	@bash Tools/testbed/testbed.sh check
+
+testbed-clean:
+	@bash Tools/testbed/testbed.sh clean

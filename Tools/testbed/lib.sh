@@ -166,7 +166,7 @@ kube_ready() {
 kube_start() {
   local dir=$1 port=$2 python=${3:-python3}
   kube_prepare "$dir"
-  tb_spawn "$dir/emulator.pid" "$dir/emulator.log" "$python" "$TB_EMULATOR" --port "$port" \
+  tb_spawn "$dir/emulator.pid" "$dir/emulator.log" "$python" -B "$TB_EMULATOR" --port "$port" \
     --token-file "$dir/token" --tls-cert "$dir/tls/server.crt" --tls-key "$dir/tls/server.key" \
     --logs-dir "$dir/logs"
   echo "$port" >"$dir/port"

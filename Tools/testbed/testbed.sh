@@ -3,6 +3,8 @@
 #
 #   Tools/testbed/testbed.sh up       install what is missing, start what is not running, write .testbed/env
 #   Tools/testbed/testbed.sh status   each service, port, PID, alive or not (exit 1 if one is down)
+#   Tools/testbed/testbed.sh check    up, then prove each peer with its real client (kubectl x2, terraform,
+#                                     awscli, ssh); exit 1 on any failure
 #   Tools/testbed/testbed.sh down     stop what `up` started, by recorded PID
 #   Tools/testbed/testbed.sh clean    down, then remove .testbed/ (venv, keys, mirror, logs)
 #
@@ -249,6 +251,56 @@ cmd_status() {
   return "$down"
 }
 
+cmd_check() {
+  cmd_up >/dev/null
+  local failed=0
+  # shellcheck disable=SC1090
+  source "$ENV_FILE"
+  echo "== kube emulator: Tools/testbed/kube-emulator/check.sh (its own emulator instance)"
+  bash "$TB_REPO/Tools/testbed/kube-emulator/check.sh" || failed=1
+  echo "== terraform, offline"
+  if bash "$TB_REPO/Tools/testbed/terraform/check.sh" "$TF_CLI_CONFIG_FILE" "$TF_DIR/proof" >"$TF_DIR/proof.log" 2>&1; then
+    echo "  ok    $(tail -n 1 "$TF_DIR/proof.log")"
+  else
+    echo "  FAIL  terraform (see $TF_DIR/proof.log)"; failed=1
+  fi
+  echo "== moto"
+  local cluster
+  if cluster=$(timeout 60 "$VENV/bin/python" - <<'PY' 2>&1
+import boto3
+eks = boto3.client("eks")
+iam = boto3.client("iam")
+role = iam.create_role(RoleName="kh-testbed-check", AssumeRolePolicyDocument="{}")["Role"]["Arn"] \
+    if "kh-testbed-check" not in [r["RoleName"] for r in iam.list_roles()["Roles"]] \
+    else iam.get_role(RoleName="kh-testbed-check")["Role"]["Arn"]
+names = eks.list_clusters()["clusters"]
+if "kh-testbed-check" not in names:
+    eks.create_cluster(name="kh-testbed-check", roleArn=role,
+                       resourcesVpcConfig={"subnetIds": [], "securityGroupIds": []})
+print(eks.describe_cluster(name="kh-testbed-check")["cluster"]["status"])
+PY
+  ) && [[ $cluster == ACTIVE ]]; then
+    echo "  ok    boto3 against moto: EKS cluster ACTIVE ($AWS_ENDPOINT_URL)"
+  else
+    echo "  FAIL  boto3 against moto: $cluster"; failed=1
+  fi
+  if timeout 60 aws sts get-caller-identity --output text >/dev/null 2>&1; then
+    echo "  ok    awscli against moto: sts get-caller-identity"
+  else
+    echo "  FAIL  awscli against moto"; failed=1
+  fi
+  echo "== sshd"
+  local out
+  if out=$(timeout 15 ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes \
+    -o UserKnownHostsFile="$KH_TESTBED_SSH_KNOWN_HOSTS" -i "$KH_TESTBED_SSH_KEY" -p "$KH_TESTBED_SSH_PORT" \
+    "$KH_TESTBED_SSH_USER@$KH_TESTBED_SSH_HOST" 'echo "exec ok"; echo "to stderr" >&2; exit 3' 2>&1); [[ $? -eq 3 && $out == *"exec ok"* ]]; then
+    echo "  ok    ssh key login, exec, exit status 3 passed through"
+  else
+    echo "  FAIL  ssh: $out"; failed=1
+  fi
+  return "$failed"
+}
+
 cmd_down() {
   tb_stop kube "$KUBE_DIR/emulator.pid" "$TB_EMULATOR"
   tb_stop moto "$MOTO_DIR/moto.pid" "moto.server"
@@ -264,7 +316,8 @@ cmd_clean() {
 case "${1:-}" in
   up) cmd_up ;;
   status) cmd_status ;;
+  check) cmd_check ;;
   down) cmd_down ;;
   clean) cmd_clean ;;
-  *) echo "usage: $0 up|status|down|clean" >&2; exit 2 ;;
+  *) echo "usage: $0 up|status|check|down|clean" >&2; exit 2 ;;
 esac

@@ -290,7 +290,9 @@ print(bool(re.fullmatch(r"[0-9a-f-]{36}", m["uid"])), m["resourceVersion"].isdig
     k label stage uat -n kargo-demo --overwrite tier=pre >/dev/null
     k annotate stage prod -n kargo-demo --overwrite kargo.akuity.io/refresh=3 >/dev/null
     wait_for_file "$watch_out" '"MODIFIED"' || true
+    sleep 0.5
   fi
+  kill -TERM "$wpid" "$hpid" 2>/dev/null || true  # the two `timeout` processes started above
   wait "$wpid" "$hpid" || true
   expect_eq "get -w -l: ADDED, enters selector, leaves selector, MODIFIED" \
     "$(python3 -c '
@@ -368,6 +370,9 @@ EOF
   expect_fail "deleting a CRD removes its objects" "NotFound" k get --raw /apis/argoproj.io/v1alpha1/workflows
 }
 
+echo "== emulator unit tests (selectors, patches, store)"
+expect_ok "python3 -m unittest test_kubeemu" \
+  env -C "$HERE" PYTHONDONTWRITEBYTECODE=1 python3 -m unittest -q test_kubeemu
 for KUBECTL in "${KUBECTLS[@]}"; do
   run_suite
 done

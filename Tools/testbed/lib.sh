@@ -166,6 +166,8 @@ kube_ready() {
 kube_start() {
   local dir=$1 port=$2 python=${3:-python3}
   kube_prepare "$dir"
+  rm -rf "$dir/cache"  # kubectl's discovery cache of an earlier emulator is stale: it starts empty
+  mkdir -p "$dir/cache"
   tb_spawn "$dir/emulator.pid" "$dir/emulator.log" "$python" -B "$TB_EMULATOR" --port "$port" \
     --token-file "$dir/token" --tls-cert "$dir/tls/server.crt" --tls-key "$dir/tls/server.key" \
     --logs-dir "$dir/logs"

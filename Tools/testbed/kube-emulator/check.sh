@@ -240,6 +240,23 @@ print(bool(re.fullmatch(r"[0-9a-f-]{36}", m["uid"])), m["resourceVersion"].isdig
   k apply --dry-run=server -f - >/dev/null <<<'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dry","namespace":"workloads"}}'
   expect_fail "apply --dry-run=server persists nothing" "NotFound" k get cm dry -n workloads
 
+  k scale deploy kargo-controller -n kargo --replicas=2 >/dev/null
+  k scale deploy kargo-controller -n kargo --current-replicas=2 --replicas=0 >/dev/null
+  expect_eq "scale (the /scale subresource), a zero included" \
+    "$(k get deploy kargo-controller -n kargo -o jsonpath='{.spec.replicas}')" "0"
+  expect_fail "scale --current-replicas with a wrong count is refused" "Expected replicas to be 5" \
+    k scale deploy kargo-controller -n kargo --current-replicas=5 --replicas=1
+  local prod_uid
+  prod_uid=$(k get stage prod -n kargo-demo -o jsonpath='{.metadata.uid}')
+  k apply -f - >/dev/null <<EOF
+{"apiVersion":"v1","kind":"Event","metadata":{"name":"prod.describe","namespace":"kargo-demo"},
+ "involvedObject":{"apiVersion":"kargo.akuity.io/v1alpha1","kind":"Stage","name":"prod","namespace":"kargo-demo","uid":"$prod_uid"},
+ "reason":"PromotionErrored","message":"sync tasks failed","type":"Warning","source":{"component":"kargo-controller"},
+ "lastTimestamp":"2024-05-01T10:05:00Z","count":3}
+EOF
+  expect_eq "describe shows the events of the object (involvedObject field selectors)" \
+    "$(k describe stage prod -n kargo-demo | grep -c 'Warning  PromotionErrored')" "1"
+
   # ------------------------------------------------------------ conflicts and errors
   k get stage test -n kargo-demo -o json >"$WORK/stale.json"
   k annotate stage test -n kargo-demo --overwrite kargo.akuity.io/refresh=2 >/dev/null

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from kubeemu import errors  # noqa: E402
 from kubeemu.errors import ApiError  # noqa: E402
+from kubeemu.patches import json_patch, merge_patch  # noqa: E402
 from kubeemu.registry import Registry, ResourceType  # noqa: E402
 from kubeemu.selectors import parse_field_selector, parse_label_selector  # noqa: E402
 from kubeemu.store import Store, meta, render  # noqa: E402
@@ -302,6 +303,9 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"apiVersion": t.api_version(version), "kind": f"{t.kind}List",
                                   "metadata": list_meta, "items": rendered})
             return
+        if sub == "scale":
+            self._scale(method, t, namespace, name or "", body, content_type, dry_run)
+            return
         if method == "GET":
             if sub == "log":
                 self._logs(t, namespace, name, query)
@@ -345,6 +349,28 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, render(t, version, obj))
             return
         raise ApiError(405, f"the server does not allow this method on the requested resource", "MethodNotAllowed")
+
+    def _scale(self, method: str, t: ResourceType, namespace: str | None, name: str, body: bytes,
+               content_type: str, dry_run: bool) -> None:
+        store = self.emulator.store
+        if method == "GET":
+            self._send_json(200, store.scale(t, namespace, name))
+            return
+        if method == "PUT":
+            self._send_json(200, store.set_scale(t, namespace, name, self._json(body), dry_run))
+            return
+        if method == "PATCH":
+            current = store.scale(t, namespace, name)
+            patch = self._json(body)
+            if content_type == "application/json-patch+json":
+                wanted = json_patch(current, patch)
+            elif content_type in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+                wanted = merge_patch(current, patch)
+            else:
+                raise ApiError(415, f"unsupported patch type {content_type} for scale", "UnsupportedMediaType")
+            self._send_json(200, store.set_scale(t, namespace, name, wanted, dry_run))
+            return
+        raise ApiError(405, "the server does not allow this method on the requested resource", "MethodNotAllowed")
 
     @staticmethod
     def _json(body: bytes) -> Any:

@@ -28,6 +28,8 @@ class ResourceType:
     selectable_fields: list[str] = field(default_factory=list)  # extra field selectors
     printer_columns: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # per version
     crd: str | None = None  # the CRD's name when defined by one
+    # scale subresource: (spec replicas, status replicas, label selector) dotted paths
+    scale_paths: tuple[str, str, str] = ("spec.replicas", "status.replicas", "")
 
     @property
     def key(self) -> tuple[str, str]:
@@ -85,13 +87,13 @@ BUILTIN_TYPES: list[ResourceType] = [
     _t("", "v1", "endpoints", "Endpoints", True, ("ep",)),
     _t("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ("pvc",), ("status",)),
     _t("", "v1", "persistentvolumes", "PersistentVolume", False, ("pv",), ("status",)),
-    _t("", "v1", "replicationcontrollers", "ReplicationController", True, ("rc",), ("status",), ("all",)),
+    _t("", "v1", "replicationcontrollers", "ReplicationController", True, ("rc",), ("status", "scale"), ("all",)),
     _t("", "v1", "resourcequotas", "ResourceQuota", True, ("quota",), ("status",)),
     _t("", "v1", "limitranges", "LimitRange", True, ("limits",)),
-    _t("apps", "v1", "deployments", "Deployment", True, ("deploy",), ("status",), ("all",)),
-    _t("apps", "v1", "statefulsets", "StatefulSet", True, ("sts",), ("status",), ("all",)),
+    _t("apps", "v1", "deployments", "Deployment", True, ("deploy",), ("status", "scale"), ("all",)),
+    _t("apps", "v1", "statefulsets", "StatefulSet", True, ("sts",), ("status", "scale"), ("all",)),
     _t("apps", "v1", "daemonsets", "DaemonSet", True, ("ds",), ("status",), ("all",)),
-    _t("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",), ("status",), ("all",)),
+    _t("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",), ("status", "scale"), ("all",)),
     _t("apps", "v1", "controllerrevisions", "ControllerRevision"),
     _t("batch", "v1", "jobs", "Job", True, (), ("status",), ("all",)),
     _t("batch", "v1", "cronjobs", "CronJob", True, ("cj",), ("status",), ("all",)),
@@ -186,12 +188,17 @@ class Registry:
         subresources: set[str] = set()
         selectable: list[str] = []
         columns: dict[str, list[dict[str, Any]]] = {}
+        scale_paths = ("spec.replicas", "status.replicas", "")
         for v in served:
             sub = v.get("subresources") or {}
             if "status" in sub:
                 subresources.add("status")
-            if "scale" in sub:
+            if isinstance(sub.get("scale"), dict):
                 subresources.add("scale")
+                sc = sub["scale"]
+                scale_paths = (str(sc.get("specReplicasPath", ".spec.replicas")).lstrip("."),
+                               str(sc.get("statusReplicasPath", ".status.replicas")).lstrip("."),
+                               str(sc.get("labelSelectorPath", "")).lstrip("."))
             for f in v.get("selectableFields") or []:
                 path = (f.get("jsonPath") or "").lstrip(".")
                 if path and path not in selectable:
@@ -210,6 +217,7 @@ class Registry:
             selectable_fields=selectable,
             printer_columns=columns,
             crd=name,
+            scale_paths=scale_paths,
         )
 
     def register_crd(self, t: ResourceType) -> None:
@@ -264,8 +272,11 @@ class Registry:
             for sub in sorted(t.subresources):
                 verbs = ["get"] if sub == "log" else ["get", "patch", "update"]
                 kind = "Scale" if sub == "scale" else ("Pod" if sub == "log" else t.kind)
-                resources.append({"name": f"{t.plural}/{sub}", "singularName": "",
-                                  "namespaced": t.namespaced, "kind": kind, "verbs": verbs})
+                entry = {"name": f"{t.plural}/{sub}", "singularName": "", "namespaced": t.namespaced,
+                         "kind": kind, "verbs": verbs}
+                if sub == "scale":
+                    entry.update({"group": "autoscaling", "version": "v1"})
+                resources.append(entry)
         return {"kind": "APIResourceList", "apiVersion": "v1",
                 "groupVersion": f"{group}/{version}" if group else version, "resources": resources}
 

@@ -22,7 +22,7 @@ from . import errors
 from .errors import ApiError
 from .patches import json_patch, merge_patch, strategic_merge
 from .registry import CRD_KEY, NAMESPACE_KEY, Registry, ResourceType
-from .selectors import FieldRequirement, LabelRequirement, fields_match, labels_match
+from .selectors import FieldRequirement, LabelRequirement, dotted, fields_match, labels_match
 
 HISTORY = 10000  # watch events kept for resuming a watch from a resourceVersion
 WATCH_QUEUE_LIMIT = 10000  # a watcher that falls this far behind is closed with 410 Expired
@@ -439,6 +439,42 @@ class Store:
             if not isinstance(patched, dict):
                 raise ApiError(422, "the patched object is not an object", "Invalid")
             return self.update(t, namespace, name, patched, subresource, dry_run)
+
+    # ---------------------------------------------------------------- scale subresource
+
+    def scale(self, t: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
+        """The autoscaling/v1 Scale view of an object."""
+        obj = self.get(t, namespace, name)
+        spec_path, status_path, selector_path = t.scale_paths
+        m = meta(obj)
+        selector = dotted(obj, selector_path) if selector_path else None
+        if selector is None and t.crd is None:
+            match = (dotted(obj, "spec.selector.matchLabels") or dotted(obj, "spec.selector") or {})
+            selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()) if isinstance(v, str))
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {k: m[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+                             if k in m},
+                "spec": {"replicas": int(dotted(obj, spec_path) or 0)},
+                "status": {"replicas": int(dotted(obj, status_path) or 0), "selector": selector or ""}}
+
+    def set_scale(self, t: ResourceType, namespace: str | None, name: str, scale: dict[str, Any],
+                  dry_run: bool = False) -> dict[str, Any]:
+        with self.lock:
+            obj = self.get(t, namespace, name)
+            wanted_rv = (scale.get("metadata") or {}).get("resourceVersion")
+            if wanted_rv and wanted_rv != meta(obj).get("resourceVersion"):
+                raise errors.conflict(t.group, t.plural, name)
+            replicas = (scale.get("spec") or {}).get("replicas", 0)  # Go clients omit a zero
+            if not isinstance(replicas, int) or replicas < 0:
+                raise errors.invalid("autoscaling", "Scale", name, [("spec.replicas", "Invalid value: must be a "
+                                                                                      "non-negative integer")])
+            node = obj
+            keys = t.scale_paths[0].split(".")
+            for key in keys[:-1]:
+                node = node.setdefault(key, {})
+            node[keys[-1]] = replicas
+            self.update(t, namespace, name, obj, None, dry_run)
+            return self.scale(t, namespace, name)
 
     # ---------------------------------------------------------------- delete
 

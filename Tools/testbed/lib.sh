@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of Tools/testbed/*.sh (sourced, not run). Every wait has a deadline; processes are
 # stopped by the PID recorded when they were started, after checking that PID is still ours.
 
@@ -14,6 +15,7 @@ tb_port_free() {
   python3 - "$1" <<'PY'
 import socket, sys
 s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is not "taken"
 try:
     s.bind(("127.0.0.1", int(sys.argv[1])))
 except OSError:
@@ -106,7 +108,7 @@ kube_prepare() {
   chmod 700 "$dir"
   if [[ ! -s $dir/tls/server.crt || ! -s $dir/tls/ca.crt ]]; then
     (
-      cd "$dir/tls"
+      cd "$dir/tls" || exit 1
       umask 077
       openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
         -keyout ca.key -out ca.crt -subj "/CN=kh-testbed-ca" 2>/dev/null

@@ -86,7 +86,7 @@ run_suite() {
   version=$("$KUBECTL" version --client -o json | py 'print(d["clientVersion"]["gitVersion"])')
   echo "== $KUBECTL ($version)"
   kube_admin "$EMU" "$PORT" POST /_emulator/reset >/dev/null
-  rm -rf "$LOGS"/* "$EMU/cache"
+  rm -rf "${LOGS:?}"/* "${EMU:?}/cache"
   export KUBECACHEDIR="$EMU/cache/$version"
 
   # ------------------------------------------------------------ discovery

@@ -348,7 +348,7 @@ class Handler(BaseHTTPRequestHandler):
                               query.get("fieldManager"))
             self._send_json(200, render(t, version, obj))
             return
-        raise ApiError(405, f"the server does not allow this method on the requested resource", "MethodNotAllowed")
+        raise ApiError(405, "the server does not allow this method on the requested resource", "MethodNotAllowed")
 
     def _scale(self, method: str, t: ResourceType, namespace: str | None, name: str, body: bytes,
                content_type: str, dry_run: bool) -> None:

@@ -427,14 +427,14 @@ class Store:
                 elif content_type == "application/strategic-merge-patch+json":
                     if t.crd is not None:
                         raise ApiError(
-                            415, f"the body of the request was in an unknown format - accepted media types "
-                                 f"include: application/json-patch+json, application/merge-patch+json, "
-                                 f"application/apply-patch+yaml", "UnsupportedMediaType")
+                            415, "the body of the request was in an unknown format - accepted media types "
+                                 "include: application/json-patch+json, application/merge-patch+json, "
+                                 "application/apply-patch+yaml", "UnsupportedMediaType")
                     patched = strategic_merge(base, body)
                 else:
-                    raise ApiError(415, f"the body of the request was in an unknown format - accepted media "
-                                        f"types include: application/json-patch+json, application/merge-patch+json, "
-                                        f"application/apply-patch+yaml, application/strategic-merge-patch+json",
+                    raise ApiError(415, "the body of the request was in an unknown format - accepted media "
+                                        "types include: application/json-patch+json, application/merge-patch+json, "
+                                        "application/apply-patch+yaml, application/strategic-merge-patch+json",
                                    "UnsupportedMediaType")
             if not isinstance(patched, dict):
                 raise ApiError(422, "the patched object is not an object", "Invalid")

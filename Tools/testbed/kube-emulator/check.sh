@@ -363,6 +363,13 @@ EOF
     "$(timeout 10 "$KUBECTL" logs -f -n workloads tess-task-3-q8w2z | tr '\n' '|')" "tests pass, all done|final success message|"
   wait "$bg" || true
 
+  # ------------------------------------------------------------ admin seeding (status as given)
+  kube_admin "$EMU" "$PORT" POST /_emulator/objects -H 'Content-Type: application/json' --data-binary \
+    '{"apiVersion":"kargo.akuity.io/v1alpha1","kind":"Stage","metadata":{"name":"seeded","namespace":"kargo-demo"},"spec":{},"status":{"conditions":[{"type":"Ready","status":"True"}]}}' >/dev/null
+  expect_ok "admin /_emulator/objects seeds an object with its status" \
+    k wait --for=condition=Ready stage/seeded -n kargo-demo --timeout=5s
+  k delete stage seeded -n kargo-demo >/dev/null
+
   # ------------------------------------------------------------ delete
   k delete promotions -n kargo-demo -l kargo.akuity.io/stage=prod >/dev/null
   expect_eq "delete -l removes only the matching promotions" "$(names promotions -n kargo-demo)" \

@@ -37,8 +37,12 @@ release:
 	$(SWIFT) build $(RELEASE_FLAGS) --product kh
 	$(SWIFT) build -c release --product kh-bench
 
+# The testbed (docs/testbed.md) is brought up for the tests and down after them,
+# whatever the outcome; the tests read its ports and credentials from .testbed/env.
 test: deps build
-	$(SWIFT) test --skip-build $(BUILD_FLAGS)
+	@bash Tools/testbed/testbed.sh up
+	@status=0; $(SWIFT) test --skip-build $(BUILD_FLAGS) || status=$$?; \
+	  bash Tools/testbed/testbed.sh down; exit $$status
 
 lint:
 	$(SWIFT) format lint --strict -r Package.swift Packages Plugins Tools Tests
@@ -69,3 +73,26 @@ deps-moto:
 	@python3 -c 'import moto.server' 2>/dev/null && echo "deps: moto present" || \
 	  python3 -m pip install --quiet '$(MOTO_REQUIREMENT)' || \
 	  python3 -m pip install --quiet --break-system-packages '$(MOTO_REQUIREMENT)'
+
+# ---------------------------------------------------------------- testbed
+# Real peers for tests, on 127.0.0.1 only (docs/testbed.md): the Kubernetes API emulator, moto
+# (AWS), sshd, and terraform with the null provider from a local mirror. `testbed-up` installs what
+# is missing, starts what is not running and writes .testbed/env; `testbed-down` stops by PID.
+.PHONY: testbed-up testbed-down testbed-status testbed-check testbed-clean
+
+testbed-up:
+	@bash Tools/testbed/testbed.sh up
+
+testbed-down:
+	@bash Tools/testbed/testbed.sh down
+
+testbed-status:
+	@bash Tools/testbed/testbed.sh status
+
+# Proves every peer with its real client: kubectl 1.32 and 1.37 against the emulator, terraform
+# init/apply/destroy offline, awscli against moto, ssh against sshd.
+testbed-check:
+	@bash Tools/testbed/testbed.sh check
+
+testbed-clean:
+	@bash Tools/testbed/testbed.sh clean

@@ -390,6 +390,14 @@ public struct CustomResourceDefinition: KubeResource, Equatable {
     public static let namespaced = false
     public var metadata: ObjectMeta
     public var spec: Spec?
+    public var status: Status?
+
+    public struct Status: Codable, Sendable, Equatable {
+        public var conditions: [Condition]?
+    }
+
+    /// The Established condition is True: the API serves the kind.
+    public var isEstablished: Bool { status?.conditions?.isTrue("Established") ?? false }
 
     public struct Spec: Codable, Sendable, Equatable {
         public var group: String

@@ -161,7 +161,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KhKubeTests",
-            dependencies: ["KhKube", "KhCore", "KhProcess", "KhTestSupport"],
+            dependencies: ["KhKube", "KhCore", "KhProcess", "KhSSH", "KhTestSupport"],
             path: "Tests/KhKubeTests",
             swiftSettings: strict
         ),

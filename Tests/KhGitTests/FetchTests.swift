@@ -208,4 +208,3 @@ struct SSHCredentialTests {
         #expect(!String(describing: options).contains("hunter2-secret"))
     }
 }
-

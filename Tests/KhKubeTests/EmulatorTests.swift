@@ -1,6 +1,7 @@
 import Foundation
 import KhCore
 import KhProcess
+import KhSSH
 import KhTestSupport
 import Testing
 
@@ -213,6 +214,39 @@ struct EmulatorTests {
         let error = await #expect(throws: KubeError.self) { _ = try await kubectl.list(Pod.self, in: .all) }
         #expect(error?.kind == .unreachable, "\(String(describing: error))")
         #expect(error?.message.contains("not-a-real-token") == false)
+    }
+}
+
+/// Nested in ``EmulatorTests`` so that its serialization covers these too (they seed the
+/// same objects). The same KhKube calls, with kubectl reached through an `ssh_command`-style prefix and
+/// over SSH (the test sshd runs on this machine, so its "remote" kubectl sees the same
+/// emulator).
+extension EmulatorTests {
+    @Suite("KhKube over a prefix and over SSH")
+    struct Transports {
+        func check(_ kubectl: Kubectl, _ testbed: Testbed) async throws {
+            try await EmulatorTests.seed(kubectl, testbed)
+            let stages = try await kubectl.list(Stage.self, in: .named("kargo-demo"), labelSelector: "tier=pre")
+            #expect(Set(stages.map(\.metadata.name)) == ["test", "uat"])
+            let missing = await #expect(throws: KubeError.self) { _ = try await kubectl.get(Stage.self, name: "nope", namespace: "kargo-demo") }
+            #expect(missing?.kind == .notFound)
+        }
+
+        @Test("through a prefix in remote-shell mode (how an ssh_command is used)")
+        func prefix() async throws {
+            let testbed = try Testbed.load()
+            let runner = PrefixRunner(prefix: "sh -c", mode: .remoteShell, base: LocalRunner(environment: testbed.processEnvironment))
+            try await check(Kubectl(runner: runner, kubeconfig: try testbed.require("KUBECONFIG"), timeout: .seconds(30)), testbed)
+        }
+
+        @Test("over SSH with KhSSH's runner")
+        func overSSH() async throws {
+            let testbed = try Testbed.load()
+            let server = try await SSHServer.start()
+            defer { server.stop() }
+            let runner = SSHRunner(configuration: server.configuration())
+            try await check(Kubectl(runner: runner, kubeconfig: try testbed.require("KUBECONFIG"), timeout: .seconds(30)), testbed)
+        }
     }
 }
 

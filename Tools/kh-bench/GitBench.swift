@@ -71,10 +71,6 @@ private struct Cost {
     static func + (a: Cost, b: Cost) -> Cost { Cost(wall: a.wall + b.wall, cpu: a.cpu + b.cpu) }
 }
 
-private func cpuSeconds(_ usage: rusage) -> Double {
-    Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
-}
-
 /// The cost of a block run in this process (RUSAGE_SELF: kh-bench runs nothing else meanwhile).
 private func inProcess(_ body: () throws -> Void) rethrows -> Cost {
     var before = rusage()
@@ -87,24 +83,12 @@ private func inProcess(_ body: () throws -> Void) rethrows -> Cost {
     return Cost(wall: wall, cpu: cpuSeconds(after) - cpuSeconds(before))
 }
 
-/// The cost of a child process (stdio on /dev/null) and of its children (wait4's rusage).
+/// The cost of a child process (stdio on /dev/null) and of its children: Linux's wait4
+/// counts the child's own waited-for children too (git worktree starts git children).
 private func child(_ argv: [String]) throws -> Cost {
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    for fd: Int32 in [0, 1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
-    var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-    defer { for p in cArgs { free(p) } }
-    var pid: pid_t = 0
-    let start = ContinuousClock.now
-    guard posix_spawn(&pid, argv[0], &actions, nil, &cArgs, environ) == 0 else { throw KhBenchError("cannot start \(argv[0])") }
-    var status: Int32 = 0
-    var usage = rusage()
-    while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-    let wall = (ContinuousClock.now - start).seconds
-    guard status == 0 else { throw KhBenchError("\(argv.joined(separator: " ")) failed (wait status \(status))") }
-    // Linux's wait4 counts the child's own waited-for children too (git worktree starts git children).
-    return Cost(wall: wall, cpu: cpuSeconds(usage))
+    let sample = measure(argv)
+    guard sample.status == 0 else { throw KhBenchError("\(argv.joined(separator: " ")) failed (wait status \(sample.status))") }
+    return Cost(wall: sample.seconds, cpu: sample.cpuSeconds)
 }
 
 struct KhBenchError: Error, CustomStringConvertible {

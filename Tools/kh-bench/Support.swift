@@ -7,10 +7,17 @@ struct Sample {
     var seconds: Double
     var maxRSSKiB: Int
     var status: Int32
+    /// User + system CPU of the child and the children it waited for.
+    var cpuSeconds: Double = 0
+}
+
+/// User + system CPU time of an rusage.
+func cpuSeconds(_ usage: rusage) -> Double {
+    Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }
 
 /// Spawns a command with stdin, stdout and stderr on /dev/null, waits, and returns
-/// wall time and the child's peak RSS (wait4's rusage).
+/// wall time, the child's peak RSS and CPU time (wait4's rusage).
 func measure(_ argv: [String]) -> Sample {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
@@ -26,7 +33,7 @@ func measure(_ argv: [String]) -> Sample {
     var usage = rusage()
     while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
     let elapsed = (ContinuousClock.now - start).seconds
-    return Sample(seconds: elapsed, maxRSSKiB: usage.ru_maxrss, status: status)
+    return Sample(seconds: elapsed, maxRSSKiB: usage.ru_maxrss, status: status, cpuSeconds: cpuSeconds(usage))
 }
 
 /// Wall time of an async block.

@@ -35,20 +35,71 @@ public struct GitObjectID: Sendable, Hashable, Comparable, CustomStringConvertib
     }
 }
 
-// Each class below owns one libgit2 handle and frees it in deinit. Handles that belong
-// to a repository keep the owning `Repository` alive, so it is freed last. None is
-// Sendable: libgit2 objects of one repository must be used from one thread at a time.
+// One class owns every libgit2 handle and frees it in deinit with its kind's free
+// function. Handles that belong to a repository keep the owning `Repository` alive, so
+// it is freed last. None is Sendable: libgit2 objects of one repository must be used
+// from one thread at a time.
 
-/// An owned `git_reference`.
-final class ReferenceHandle {
+/// A kind of libgit2 handle: the function that frees it.
+protocol GitHandleKind {
+    static func free(_ pointer: OpaquePointer)
+}
+
+/// An owned libgit2 handle of one kind.
+final class GitHandle<Kind: GitHandleKind> {
     let pointer: OpaquePointer
-    let owner: Repository
+    /// What must outlive the handle: its repository, or a patch's diff or blobs.
+    let sources: [AnyObject]
+
     init(_ pointer: OpaquePointer, owner: Repository) {
         self.pointer = pointer
-        self.owner = owner
+        self.sources = [owner]
     }
-    deinit { git_reference_free(pointer) }
 
+    init(_ pointer: OpaquePointer, keeping sources: [AnyObject]) {
+        self.pointer = pointer
+        self.sources = sources
+    }
+
+    deinit { Kind.free(pointer) }
+}
+
+enum ReferenceKind: GitHandleKind { static func free(_ p: OpaquePointer) { git_reference_free(p) } }
+enum ObjectKind: GitHandleKind { static func free(_ p: OpaquePointer) { git_object_free(p) } }
+enum CommitKind: GitHandleKind { static func free(_ p: OpaquePointer) { git_commit_free(p) } }
+enum TreeKind: GitHandleKind { static func free(_ p: OpaquePointer) { git_tree_free(p) } }
+enum BlobKind: GitHandleKind { static func free(_ p: OpaquePointer) { git_blob_free(p) } }
+enum DiffKind: GitHandleKind { static func free(_ p: OpaquePointer) { git_diff_free(p) } }
+enum PatchKind: GitHandleKind { static func free(_ p: OpaquePointer) { git_patch_free(p) } }
+enum StatusListKind: GitHandleKind { static func free(_ p: OpaquePointer) { git_status_list_free(p) } }
+enum RemoteKind: GitHandleKind { static func free(_ p: OpaquePointer) { git_remote_free(p) } }
+enum WorktreeKind: GitHandleKind { static func free(_ p: OpaquePointer) { git_worktree_free(p) } }
+enum ConfigKind: GitHandleKind { static func free(_ p: OpaquePointer) { git_config_free(p) } }
+
+/// An owned `git_reference`.
+typealias ReferenceHandle = GitHandle<ReferenceKind>
+/// An owned `git_object` (any type).
+typealias ObjectHandle = GitHandle<ObjectKind>
+/// An owned `git_commit`.
+typealias CommitHandle = GitHandle<CommitKind>
+/// An owned `git_tree`.
+typealias TreeHandle = GitHandle<TreeKind>
+/// An owned `git_blob`.
+typealias BlobHandle = GitHandle<BlobKind>
+/// An owned `git_diff`.
+typealias DiffHandle = GitHandle<DiffKind>
+/// An owned `git_patch`; keeps its diff (or blobs) alive.
+typealias PatchHandle = GitHandle<PatchKind>
+/// An owned `git_status_list`.
+typealias StatusListHandle = GitHandle<StatusListKind>
+/// An owned `git_remote`.
+typealias RemoteHandle = GitHandle<RemoteKind>
+/// An owned `git_worktree`.
+typealias WorktreeHandle = GitHandle<WorktreeKind>
+/// An owned `git_config` (a snapshot of a repository's configuration).
+typealias ConfigHandle = GitHandle<ConfigKind>
+
+extension GitHandle where Kind == ReferenceKind {
     /// The full name, such as `refs/heads/main`.
     var name: String { String(cString: git_reference_name(pointer)) }
     /// The short name, such as `main`.
@@ -58,119 +109,20 @@ final class ReferenceHandle {
     var target: GitObjectID? { git_reference_target(pointer).map { GitObjectID($0) } }
 }
 
-/// An owned `git_object` (any type).
-final class ObjectHandle {
-    let pointer: OpaquePointer
-    let owner: Repository
-    init(_ pointer: OpaquePointer, owner: Repository) {
-        self.pointer = pointer
-        self.owner = owner
-    }
-    deinit { git_object_free(pointer) }
+extension GitHandle where Kind == ObjectKind {
     var id: GitObjectID { GitObjectID(git_object_id(pointer)) }
 }
 
-/// An owned `git_commit`.
-final class CommitHandle {
-    let pointer: OpaquePointer
-    let owner: Repository
-    init(_ pointer: OpaquePointer, owner: Repository) {
-        self.pointer = pointer
-        self.owner = owner
-    }
-    deinit { git_commit_free(pointer) }
+extension GitHandle where Kind == CommitKind {
     var id: GitObjectID { GitObjectID(git_commit_id(pointer)) }
 }
 
-/// An owned `git_tree`.
-final class TreeHandle {
-    let pointer: OpaquePointer
-    let owner: Repository
-    init(_ pointer: OpaquePointer, owner: Repository) {
-        self.pointer = pointer
-        self.owner = owner
-    }
-    deinit { git_tree_free(pointer) }
-}
-
-/// An owned `git_blob`.
-final class BlobHandle {
-    let pointer: OpaquePointer
-    let owner: Repository
-    init(_ pointer: OpaquePointer, owner: Repository) {
-        self.pointer = pointer
-        self.owner = owner
-    }
-    deinit { git_blob_free(pointer) }
-}
-
-/// An owned `git_diff`.
-final class DiffHandle {
-    let pointer: OpaquePointer
-    let owner: Repository
-    init(_ pointer: OpaquePointer, owner: Repository) {
-        self.pointer = pointer
-        self.owner = owner
-    }
-    deinit { git_diff_free(pointer) }
-}
-
-/// An owned `git_patch`; keeps its diff (or blobs) alive.
-final class PatchHandle {
-    let pointer: OpaquePointer
-    let sources: [AnyObject]
-    init(_ pointer: OpaquePointer, keeping sources: [AnyObject]) {
-        self.pointer = pointer
-        self.sources = sources
-    }
-    deinit { git_patch_free(pointer) }
-}
-
-/// An owned `git_status_list`.
-final class StatusListHandle {
-    let pointer: OpaquePointer
-    let owner: Repository
-    init(_ pointer: OpaquePointer, owner: Repository) {
-        self.pointer = pointer
-        self.owner = owner
-    }
-    deinit { git_status_list_free(pointer) }
-}
-
-/// An owned `git_remote`.
-final class RemoteHandle {
-    let pointer: OpaquePointer
-    let owner: Repository
-    init(_ pointer: OpaquePointer, owner: Repository) {
-        self.pointer = pointer
-        self.owner = owner
-    }
-    deinit { git_remote_free(pointer) }
-}
-
-/// An owned `git_worktree`.
-final class WorktreeHandle {
-    let pointer: OpaquePointer
-    let owner: Repository
-    init(_ pointer: OpaquePointer, owner: Repository) {
-        self.pointer = pointer
-        self.owner = owner
-    }
-    deinit { git_worktree_free(pointer) }
+extension GitHandle where Kind == WorktreeKind {
     var name: String { String(cString: git_worktree_name(pointer)) }
     var path: String { String(cString: git_worktree_path(pointer)) }
 }
 
-/// An owned `git_config` (a snapshot of a repository's configuration).
-final class ConfigHandle {
-    let pointer: OpaquePointer
-    let owner: Repository
-    init(_ pointer: OpaquePointer, owner: Repository) {
-        self.pointer = pointer
-        self.owner = owner
-    }
-    deinit { git_config_free(pointer) }
-
+extension GitHandle where Kind == ConfigKind {
     /// The value of a variable, or nil when it is not set.
     func string(_ name: String) -> String? {
         var raw: UnsafeMutablePointer<git_config_entry>?

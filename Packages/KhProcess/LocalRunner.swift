@@ -444,6 +444,7 @@ package struct StreamState {
         }
     }
 
+    @inline(__always)
     private func emit(
         _ line: UnsafeRawBufferPointer, log: LogWriter?, redaction: RedactionSnapshot?, wantLines: Bool, onLine: (String) -> Void
     ) {

@@ -11,9 +11,12 @@ package final class LogWriter: @unchecked Sendable {
     private static let capacity = 256 << 10
     private let buffer = UnsafeMutableRawPointer.allocate(byteCount: LogWriter.capacity, alignment: 16)
     private var used = 0
-    /// `2026-11-21T19:41:03.123Z out| ` and the `err| ` variant, made once per chunk.
-    private var outPrefix: [UInt8] = []
-    private var errPrefix: [UInt8] = []
+    /// `2026-11-21T19:41:03.123Z out| ` and the `err| ` variant, made once per chunk into
+    /// fixed buffers, so the per-line copy touches no array (no retain, no bounds check).
+    private static let prefixLength = 30
+    private let outPrefix = UnsafeMutableRawPointer.allocate(byteCount: LogWriter.prefixLength, alignment: 8)
+    private let errPrefix = UnsafeMutableRawPointer.allocate(byteCount: LogWriter.prefixLength, alignment: 8)
+    private var stamp: [UInt8] = []
     private var stampSecond: Int = -1
     private var secondPrefix: [UInt8] = []
     private let redactor: Redactor?
@@ -25,12 +28,18 @@ package final class LogWriter: @unchecked Sendable {
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             buffer.deallocate()
+            outPrefix.deallocate()
+            errPrefix.deallocate()
             throw FileSystemError(path: path, operation: "open log", reason: String(cString: strerror(errno)))
         }
         self.redactor = redactor
     }
 
-    deinit { buffer.deallocate() }
+    deinit {
+        buffer.deallocate()
+        outPrefix.deallocate()
+        errPrefix.deallocate()
+    }
 
     package var hasPending: Bool { used > 0 }
 
@@ -50,13 +59,16 @@ package final class LogWriter: @unchecked Sendable {
             secondPrefix = Array(text.utf8)
         }
         let ms = Int(ts.tv_nsec / 1_000_000)
-        var stamp = secondPrefix
+        stamp = secondPrefix
         stamp.append(UInt8(48 + ms / 100))
         stamp.append(UInt8(48 + (ms / 10) % 10))
         stamp.append(UInt8(48 + ms % 10))
         stamp.append(UInt8(ascii: "Z"))
-        outPrefix = stamp + Array(" out| ".utf8)
-        errPrefix = stamp + Array(" err| ".utf8)
+        for (target, tag) in [(outPrefix, " out| "), (errPrefix, " err| ")] {
+            let bytes = stamp + Array(tag.utf8)
+            precondition(bytes.count == Self.prefixLength)
+            bytes.withUnsafeBytes { target.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        }
     }
 
     @inline(__always)
@@ -75,7 +87,7 @@ package final class LogWriter: @unchecked Sendable {
 
     @inline(__always)
     package func line(_ bytes: UnsafeRawBufferPointer, stream: OutputStream, redaction: RedactionSnapshot?) {
-        (stream == .stdout ? outPrefix : errPrefix).withUnsafeBytes { put($0) }
+        put(UnsafeRawBufferPointer(start: stream == .stdout ? outPrefix : errPrefix, count: Self.prefixLength))
         if let redaction, !redaction.isEmpty {
             scratch.removeAll(keepingCapacity: true)
             redaction.append(bytes, to: &scratch)
@@ -91,8 +103,7 @@ package final class LogWriter: @unchecked Sendable {
     /// A note of kh's own (start, deadline, kill, exit), written at once.
     package func header(_ text: String) {
         beginChunk()
-        let stamp = outPrefix.dropLast(6)
-        let note = Array(stamp) + Array(" kh | ".utf8) + Array((redactor?.redact(text) ?? text).utf8) + [0x0A]
+        let note = stamp + Array(" kh | ".utf8) + Array((redactor?.redact(text) ?? text).utf8) + [0x0A]
         note.withUnsafeBytes { put($0) }
         flush()
     }

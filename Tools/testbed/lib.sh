@@ -32,6 +32,14 @@ tb_pick_port() {
 }
 
 # tb_pid_ours PIDFILE PATTERN: true when PIDFILE names a live process whose command line has PATTERN.
+# tb_already_running NAME DIR PIDFILE PATTERN: true (and says so) when the service recorded
+# in DIR/PIDFILE is still ours and alive; its port is in DIR/port.
+tb_already_running() {
+  local name=$1 dir=$2 pidfile=$3 pattern=$4
+  tb_pid_ours "$dir/$pidfile" "$pattern" || return 1
+  tb_log "$name: already running (pid $(<"$dir/$pidfile"), port $(<"$dir/port"))"
+}
+
 tb_pid_ours() {
   local pidfile=$1 pattern=$2 pid
   [[ -s $pidfile ]] || return 1

@@ -36,10 +36,7 @@ install_deps() {
 # ---------------------------------------------------------------- Kubernetes API emulator
 
 kube_up() {
-  if tb_pid_ours "$KUBE_DIR/emulator.pid" "$TB_EMULATOR"; then
-    tb_log "kube: already running (pid $(<"$KUBE_DIR/emulator.pid"), port $(<"$KUBE_DIR/port"))"
-    return 0
-  fi
+  tb_already_running kube "$KUBE_DIR" emulator.pid "$TB_EMULATOR" && return 0
   mkdir -p "$KUBE_DIR"
   local port
   port=$(tb_pick_port "${KH_TESTBED_KUBE_PORT:-18443}")
@@ -52,10 +49,7 @@ kube_up() {
 moto_ready() { curl -fsS --max-time 2 "http://127.0.0.1:$1/moto-api/" >/dev/null; }
 
 moto_up() {
-  if tb_pid_ours "$MOTO_DIR/moto.pid" "moto.server"; then
-    tb_log "moto: already running (pid $(<"$MOTO_DIR/moto.pid"), port $(<"$MOTO_DIR/port"))"
-    return 0
-  fi
+  tb_already_running moto "$MOTO_DIR" moto.pid "moto.server" && return 0
   mkdir -p "$MOTO_DIR"
   local port
   port=$(tb_pick_port "${KH_TESTBED_MOTO_PORT:-18500}")
@@ -79,10 +73,7 @@ ssh_login() {
 }
 
 ssh_up() {
-  if tb_pid_ours "$SSH_DIR/sshd.pid" "$SSH_DIR/sshd_config"; then
-    tb_log "sshd: already running (pid $(<"$SSH_DIR/sshd.pid"), port $(<"$SSH_DIR/port"))"
-    return 0
-  fi
+  tb_already_running sshd "$SSH_DIR" sshd.pid "$SSH_DIR/sshd_config" && return 0
   mkdir -p "$SSH_DIR"
   chmod 700 "$SSH_DIR"
   [[ -s $SSH_DIR/host_ed25519 ]] || ssh-keygen -q -t ed25519 -N '' -C kh-testbed-host -f "$SSH_DIR/host_ed25519"

@@ -107,6 +107,14 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: plugin hetzner-matrix (part A: Hetzner Cloud API client)
+        .target(
+            name: "KhHCloud",
+            dependencies: ["KhCore", "KhHTTP"],
+            path: "Packages/KhHCloud",
+            swiftSettings: strict
+        ),
+
         // MARK: Executables
         .executableTarget(
             name: "kh",
@@ -116,7 +124,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "kh-bench",
-            dependencies: ["KhCore", "KhProcess", "KhGit", "KhSSH", "KhHTTP", "KhKube"],
+            dependencies: ["KhCore", "KhProcess", "KhGit", "KhSSH", "KhHTTP", "KhKube", "KhHCloud"],
             path: "Tools/kh-bench",
             swiftSettings: strict
         ),
@@ -170,6 +178,13 @@ let package = Package(
             dependencies: ["KhHost", "KhPluginAPI", "KhCore", "KhTestSupport"],
             path: "Tests/KhHostTests",
             exclude: ["Golden"],
+            swiftSettings: strict
+        ),
+        // MARK: plugin hetzner-matrix (part A) tests
+        .testTarget(
+            name: "KhHCloudTests",
+            dependencies: ["KhHCloud", "KhHTTP", "KhCore", "KhProcess", "KhTestSupport"],
+            path: "Tests/KhHCloudTests",
             swiftSettings: strict
         ),
     ],

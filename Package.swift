@@ -190,3 +190,28 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// MARK: plugin agent-reliability
+// `kh reliability …` (docs/reliability.md): the safeguards of the stuck-agent-jobs post-mortem.
+package.targets += [
+    .target(
+        name: "AgentReliability",
+        dependencies: [
+            "KhPluginAPI", "KhCore", "KhProcess", "KhKube", "KhHTTP",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Yams", package: "Yams"),
+        ],
+        path: "Plugins/AgentReliability",
+        swiftSettings: strict
+    ),
+    .testTarget(
+        name: "AgentReliabilityTests",
+        dependencies: ["AgentReliability", "KhPluginAPI", "KhCore", "KhProcess", "KhKube", "KhHTTP", "KhTestSupport"],
+        path: "Tests/AgentReliabilityTests",
+        exclude: ["Fixtures"],
+        swiftSettings: strict
+    ),
+]
+for target in package.targets where target.name == "kh" || target.name == "kh-bench" {
+    target.dependencies.append("AgentReliability")
+}

@@ -110,7 +110,7 @@ let package = Package(
         // MARK: Executables
         .executableTarget(
             name: "kh",
-            dependencies: ["KhHost", "KhPluginAPI"],
+            dependencies: ["KhHost", "KhPluginAPI", "EKSKarpenterInstall"],
             path: "Tools/kh",
             swiftSettings: strict
         ),
@@ -170,6 +170,24 @@ let package = Package(
             dependencies: ["KhHost", "KhPluginAPI", "KhCore", "KhTestSupport"],
             path: "Tests/KhHostTests",
             exclude: ["Golden"],
+            swiftSettings: strict
+        ),
+
+        // MARK: plugin eks-karpenter-install
+        .target(
+            name: "EKSKarpenterInstall",
+            dependencies: [
+                "KhCore", "KhProcess", "KhPluginAPI", "KhKube", "KhHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Plugins/EKSKarpenterInstall",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "EKSKarpenterInstallTests",
+            dependencies: ["EKSKarpenterInstall", "KhCore", "KhProcess", "KhPluginAPI", "KhKube", "KhHTTP", "KhTestSupport"],
+            path: "Tests/EKSKarpenterInstallTests",
+            exclude: ["Fixtures"],
             swiftSettings: strict
         ),
     ],

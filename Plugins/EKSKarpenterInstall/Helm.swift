@@ -25,6 +25,19 @@ public struct HelmRelease: Sendable, Equatable {
     /// `info.last_deployed`: when the last operation on the release started.
     public var lastDeployed: Date?
 
+    public init(
+        name: String, namespace: String, statusText: String, revision: Int, chartVersion: String? = nil, appVersion: String? = nil,
+        lastDeployed: Date? = nil
+    ) {
+        self.name = name
+        self.namespace = namespace
+        self.statusText = statusText
+        self.revision = revision
+        self.chartVersion = chartVersion
+        self.appVersion = appVersion
+        self.lastDeployed = lastDeployed
+    }
+
     public var status: HelmReleaseStatus { HelmReleaseStatus(rawValue: statusText) ?? .unknown }
 }
 

@@ -201,6 +201,10 @@ public struct InstallResult: Codable, Sendable {
     public struct Next: Codable, Sendable, Equatable {
         public var action: Action
         public var phase: InstallPhase?
+        public init(action: Action, phase: InstallPhase?) {
+            self.action = action
+            self.phase = phase
+        }
     }
 
     public var status: Status

@@ -118,7 +118,7 @@ let package = Package(
         // MARK: Executables
         .executableTarget(
             name: "kh",
-            dependencies: ["KhHost", "KhPluginAPI"],
+            dependencies: ["KhHost", "KhPluginAPI", "EKSKarpenterInstall"],
             path: "Tools/kh",
             swiftSettings: strict
         ),
@@ -185,6 +185,24 @@ let package = Package(
             name: "KhHCloudTests",
             dependencies: ["KhHCloud", "KhHTTP", "KhCore", "KhProcess", "KhTestSupport"],
             path: "Tests/KhHCloudTests",
+            swiftSettings: strict
+        ),
+
+        // MARK: plugin eks-karpenter-install
+        .target(
+            name: "EKSKarpenterInstall",
+            dependencies: [
+                "KhCore", "KhProcess", "KhPluginAPI", "KhKube", "KhHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Plugins/EKSKarpenterInstall",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "EKSKarpenterInstallTests",
+            dependencies: ["EKSKarpenterInstall", "KhCore", "KhProcess", "KhPluginAPI", "KhKube", "KhHTTP", "KhTestSupport"],
+            path: "Tests/EKSKarpenterInstallTests",
+            exclude: ["Fixtures"],
             swiftSettings: strict
         ),
     ],

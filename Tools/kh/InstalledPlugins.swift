@@ -3,10 +3,12 @@
 // here and append its type. KhHostTests fail when a folder under Plugins/ is not
 // listed here or two plugins share an id.
 import AgentReliability
+import EKSKarpenterInstall
 import KhPluginAPI
 
 var installedPlugins: [any KhPlugin.Type] {
     [
-        AgentReliabilityPlugin.self
+        AgentReliabilityPlugin.self,
+        EKSKarpenterInstallPlugin.self
     ]
 }

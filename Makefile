@@ -57,7 +57,7 @@ demo: deps
 	@bash Tools/scripts/demo.sh $(KH_DEBUG)
 
 golden: build
-	UPDATE_GOLDEN=1 $(SWIFT) test --skip-build --filter golden
+	UPDATE_GOLDEN=1 $(SWIFT) test --skip-build --filter '[Gg]olden'
 
 clean:
 	rm -rf .build .build-lint .kh

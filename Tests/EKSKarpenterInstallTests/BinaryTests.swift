@@ -29,7 +29,8 @@ struct InstallBinaryTests {
 
     @Test("phase 1 without a region: exit 2 before any AWS call")
     func missingRegion() async throws {
-        let result = try await kh(["install", "phase1", "--cluster", "demo", "--yes"], env: ["AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret-value-x"])
+        let result = try await kh(
+            ["install", "phase1", "--cluster", "demo", "--yes"], env: ["AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret-value-x"])
         #expect(result.exitCode == 2)
         #expect(result.stderrText.contains("no AWS region"))
         #expect(noRuns)

@@ -105,3 +105,15 @@ testbed-clean:
 deps: deps-reliability
 deps-reliability:
 	@bash Tools/scripts/install-deps.sh prometheus jq python3-yaml
+
+# --- eks-karpenter-install tests: awscli (test setup against moto, `aws eks update-kubeconfig`)
+# The tests use the testbed's moto and a private kube emulator they start themselves
+# (Tests/EKSKarpenterInstallTests/Fixtures/kube-emulator.sh), the helm stand-in beside it, and
+# awscli, installed here when missing.
+AWSCLI_REQUIREMENT := awscli==1.45.*
+.PHONY: deps-eks
+deps: deps-eks
+deps-eks:
+	@command -v aws >/dev/null 2>&1 && echo "deps: aws present" || \
+	  python3 -m pip install --quiet '$(AWSCLI_REQUIREMENT)' || \
+	  python3 -m pip install --quiet --break-system-packages '$(AWSCLI_REQUIREMENT)'

@@ -201,7 +201,8 @@ public struct LiveAWS: AWSAPI {
             let response = try await client.send(request, retry: request.method.isIdempotent ? nil : RetryPolicy.none)
             ledger.add(
                 CommandRecord(
-                    command: label, outcome: "HTTP \(response.status)", ok: response.isSuccess, durationSeconds: clock.now().timeIntervalSince(started)))
+                    command: label, outcome: "HTTP \(response.status)", ok: response.isSuccess,
+                    durationSeconds: clock.now().timeIntervalSince(started)))
             return response
         } catch let error as HTTPError {
             ledger.add(CommandRecord(command: label, outcome: "\(error.kind)", ok: false, durationSeconds: clock.now().timeIntervalSince(started)))
@@ -234,7 +235,8 @@ public struct LiveAWS: AWSAPI {
             var Message: String?
         }
         let body = try? JSONDecoder().decode(Body.self, from: response.body)
-        let code = response.headers["x-amzn-ErrorType"]?.split(separator: ":").first.map(String.init)
+        let code =
+            response.headers["x-amzn-ErrorType"]?.split(separator: ":").first.map(String.init)
             ?? body?.__type?.split(separator: "#").last.map(String.init) ?? "HTTP\(response.status)"
         return AWSError(
             service: service, action: action, status: response.status, code: code,
@@ -325,10 +327,12 @@ public struct LiveAWS: AWSAPI {
             let code = xml?.value("Code") ?? "HTTP\(response.status)"
             if missing.contains(code) { return nil }
             throw AWSError(
-                service: service, action: action, status: response.status, code: code, detail: xml?.value("Message") ?? String(response.text.prefix(300)))
+                service: service, action: action, status: response.status, code: code,
+                detail: xml?.value("Message") ?? String(response.text.prefix(300)))
         }
         guard let xml else {
-            throw AWSError(service: service, action: action, status: response.status, code: "UnreadableResponse", detail: String(response.text.prefix(300)))
+            throw AWSError(
+                service: service, action: action, status: response.status, code: "UnreadableResponse", detail: String(response.text.prefix(300)))
         }
         return xml
     }
@@ -399,7 +403,8 @@ public struct LiveAWS: AWSAPI {
 
     public func createTags(resources: [String], key: String, value: String) async throws {
         _ = try await query(
-            "ec2", "CreateTags", subject: resources.joined(separator: ","), idFields("ResourceId", resources) + [("Tag.1.Key", key), ("Tag.1.Value", value)])
+            "ec2", "CreateTags", subject: resources.joined(separator: ","),
+            idFields("ResourceId", resources) + [("Tag.1.Key", key), ("Tag.1.Value", value)])
     }
 
     // MARK: SQS (JSON protocol)

@@ -6,7 +6,9 @@ extension Install {
         static let configuration = CommandConfiguration(
             commandName: "all",
             abstract: "Every phase in order; a phase an earlier run finished is re-verified, not redone.",
-            discussion: "Prints the InstallResult (status ok | blocked_phase | error, phase, evidence, blockers, next). Exit 0, 3 for blocked_phase, 1 or 4 for errors.")
+            discussion:
+                "Prints the InstallResult (status ok | blocked_phase | error, phase, evidence, blockers, next). Exit 0, 3 for blocked_phase, 1 or 4 for errors."
+        )
         @OptionGroup var global: GlobalOptions
         @OptionGroup var options: InstallOptions
         @OptionGroup var mutation: MutationOptions

@@ -27,7 +27,8 @@ enum InstallCommandSupport {
     ) async throws {
         let context = try global.makeContext()
         let config = try context.section("install", as: InstallConfig.self)
-        var settings = try InstallSettings.resolve(config: config, options: options, environment: context.environment, configPath: context.config.path)
+        var settings = try InstallSettings.resolve(
+            config: config, options: options, environment: context.environment, configPath: context.config.path)
         settings.force = force
         if phases.contains(.foundation) || phases.contains(.prerequisites) {
             // Region and credentials are checked before anything is asked or changed.

@@ -160,7 +160,8 @@ public struct LiveHelm: HelmClient {
     public func version() async throws -> HelmVersion {
         let result = try await run(["version", "--short"], timeout: timeout)
         guard result.succeeded, let version = HelmVersion(short: result.stdoutText) else {
-            throw HelmError(command: "helm version --short", detail: "\(result.termination): \(result.stdoutText)\(result.stderrText)", missing: false)
+            throw HelmError(
+                command: "helm version --short", detail: "\(result.termination): \(result.stdoutText)\(result.stderrText)", missing: false)
         }
         return version
     }
@@ -209,7 +210,8 @@ public struct LiveHelm: HelmClient {
         // Helm's own --timeout bounds the wait; kh's deadline is a minute beyond it.
         let result = try await run(args, timeout: request.timeout + .seconds(60))
         let summary = result.timedOut ? "timed out after \(result.duration.humanDescription)" : "\(result.termination)"
-        return HelmOutcome(ok: result.succeeded, summary: summary, message: lastLines(result.stderrText.isEmpty ? result.stdoutText : result.stderrText))
+        return HelmOutcome(
+            ok: result.succeeded, summary: summary, message: lastLines(result.stderrText.isEmpty ? result.stdoutText : result.stderrText))
     }
 
     func lastLines(_ text: String, count: Int = 5) -> String {

@@ -110,7 +110,11 @@ public final class CommandLedger: Sendable {
     public init() {}
     public func add(_ record: CommandRecord) { entries.withLock { $0.append(record) } }
     /// The records since the last drain, emptied.
-    public func drain() -> [CommandRecord] { entries.withLock { all in defer { all = [] }; return all } }
+    public func drain() -> [CommandRecord] {
+        entries.withLock { all in
+            defer { all = [] }; return all
+        }
+    }
     public var all: [CommandRecord] { entries.withLock { $0 } }
 }
 

@@ -39,14 +39,16 @@ public enum InstallOrchestrator {
                     resumed.append(phase)
                     outcome.warnings.append("re-verified: done in run \(from), not redone")
                 } else {
-                    deps.console.progress("\(phase.command): re-verification failed (\(outcome.blockers.map(\.code).joined(separator: ", "))); redoing")
+                    deps.console.progress(
+                        "\(phase.command): re-verification failed (\(outcome.blockers.map(\.code).joined(separator: ", "))); redoing")
                     outcome = await Self.run(phase, settings: settings, deps: deps, verifyOnly: false)
                 }
             } else {
                 deps.console.progress("\(phase.command) (\(phase.rawValue))\(dryRun ? ": dry run" : "")")
                 outcome = await Self.run(phase, settings: settings, deps: deps, verifyOnly: dryRun)
             }
-            try write(outcome, settings: settings, run: run, started: started, ended: deps.clock.now(), fileSystem: fileSystem, redactor: deps.redactor)
+            try write(
+                outcome, settings: settings, run: run, started: started, ended: deps.clock.now(), fileSystem: fileSystem, redactor: deps.redactor)
             evidence[phase.rawValue] = outcome.evidence
             last = outcome
             if !outcome.ok { break }
@@ -65,7 +67,8 @@ public enum InstallOrchestrator {
 
     /// Writes `phaseN-<name>.json` and one record per phase and per blocker.
     static func write(
-        _ outcome: PhaseOutcome, settings: InstallSettings, run: EvidenceRun, started: Date, ended: Date, fileSystem: any FileSystem, redactor: Redactor
+        _ outcome: PhaseOutcome, settings: InstallSettings, run: EvidenceRun, started: Date, ended: Date, fileSystem: any FileSystem,
+        redactor: Redactor
     ) throws {
         let document = PhaseDocument(
             phase: outcome.phase, command: outcome.phase.command, ok: outcome.ok, cluster: settings.clusterName, region: settings.region,

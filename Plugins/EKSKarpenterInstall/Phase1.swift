@@ -104,15 +104,18 @@ extension InstallPhases {
                 let result = try await deps.runner.run(Command("aws", args), options: RunOptions(timeout: .seconds(60), redactor: deps.redactor))
                 if result.succeeded {
                     ev.eks.kubeconfigUpdated = true
-                    ev.eks.kubeconfigContext = result.stdoutText.components(separatedBy: "context ").dropFirst().first?
+                    ev.eks.kubeconfigContext =
+                        result.stdoutText.components(separatedBy: "context ").dropFirst().first?
                         .components(separatedBy: " ").first
                 } else {
                     blockers.append(
-                        Blocker(.kubeconfigUpdateFailed, "aws eks update-kubeconfig failed (\(result.termination)): \(result.stderrText.suffix(400))"))
+                        Blocker(.kubeconfigUpdateFailed, "aws eks update-kubeconfig failed (\(result.termination)): \(result.stderrText.suffix(400))")
+                    )
                     return done()
                 }
             } catch {
-                blockers.append(Blocker(.kubeconfigUpdateFailed, "aws eks update-kubeconfig could not run: \(error)", remediation: "install the AWS CLI"))
+                blockers.append(
+                    Blocker(.kubeconfigUpdateFailed, "aws eks update-kubeconfig could not run: \(error)", remediation: "install the AWS CLI"))
                 return done()
             }
         }
@@ -132,7 +135,8 @@ extension InstallPhases {
                 try await deps.clock.sleep(min(settings.thresholds.pollInterval.duration, .seconds(max(0.001, wait - elapsed))))
             }
         } catch {
-            blockers.append(Blocker(.kubernetesUnreachable, "could not list nodes: \(error)", remediation: "check install.kubeconfig / install.context"))
+            blockers.append(
+                Blocker(.kubernetesUnreachable, "could not list nodes: \(error)", remediation: "check install.kubeconfig / install.context"))
             return done()
         }
         ev.eks.nodeWaitSeconds = (deps.clock.now().timeIntervalSince(started) * 10).rounded() / 10
@@ -185,7 +189,8 @@ extension InstallPhases {
         guard let role = spec.roleARN, !spec.subnetIDs.isEmpty else {
             blockers.append(
                 Blocker(
-                    .clusterCreateFailed, "cannot create cluster \(name) through the EKS API: install.cluster.role_arn and install.cluster.subnet_ids are required (eksctl is not on PATH)",
+                    .clusterCreateFailed,
+                    "cannot create cluster \(name) through the EKS API: install.cluster.role_arn and install.cluster.subnet_ids are required (eksctl is not on PATH)",
                     remediation: "set them in the config, or install eksctl"))
             return nil
         }

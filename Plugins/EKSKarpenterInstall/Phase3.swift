@@ -151,7 +151,8 @@ extension InstallPhases {
             case .uninstalling?:
                 fix = "`helm uninstall \(releaseName) -n \(namespace) --no-hooks`, then re-run `kh install phase3`"
             default:
-                fix = "`helm history \(releaseName) -n \(namespace)`, then `helm rollback \(releaseName) <last deployed revision> -n \(namespace)`, then re-run"
+                fix =
+                    "`helm history \(releaseName) -n \(namespace)`, then `helm rollback \(releaseName) <last deployed revision> -n \(namespace)`, then re-run"
             }
             let age = ev.karpenter.pendingAgeSeconds.map { "for \(Duration.seconds($0).humanDescription)" } ?? "with no start time"
             blockers.append(
@@ -231,7 +232,9 @@ extension InstallPhases {
             } else {
                 message += "; \(ev.karpenter.pendingPods.count) controller pod(s) Pending:"
                 for pod in ev.karpenter.pendingPods {
-                    message += "\n  pod \(pod.name):\n" + (pod.events.isEmpty ? "    (no events)" : pod.events.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+                    message +=
+                        "\n  pod \(pod.name):\n"
+                        + (pod.events.isEmpty ? "    (no events)" : pod.events.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
                 }
             }
             blockers.append(

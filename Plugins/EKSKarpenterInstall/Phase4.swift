@@ -204,7 +204,9 @@ extension InstallPhases {
                 Blocker(
                     .noNodeClaim,
                     "no NodeClaim for NodePool \(poolName) appeared within \(settings.thresholds.nodeClaimWait) after scaling \(test.name) to \(test.replicas)",
-                    remediation: "`kubectl -n \(settings.karpenter.namespace) logs deploy/\(settings.karpenter.controllerDeployment)`; check the EC2NodeClass status and the discovery tags"))
+                    remediation:
+                        "`kubectl -n \(settings.karpenter.namespace) logs deploy/\(settings.karpenter.controllerDeployment)`; check the EC2NodeClass status and the discovery tags"
+                ))
         }
         await cleanUp(settings: settings, deps: deps, ev: &ev, warnings: &warnings)
         return done()

@@ -15,7 +15,8 @@ public enum EKSKarpenterInstallPlugin: KhPlugin {
         ToolRequirement.known.filter { ["kubectl", "helm", "aws"].contains($0.name) }
             + [
                 ToolRequirement(
-                    name: "eksctl", versionArguments: ["version"], versionPattern: #"(\d+\.\d+\.\d+)"#, purpose: "EKS cluster creation (install phase1)")
+                    name: "eksctl", versionArguments: ["version"], versionPattern: #"(\d+\.\d+\.\d+)"#,
+                    purpose: "EKS cluster creation (install phase1)")
             ]
     }
 }

@@ -93,7 +93,9 @@ public struct InstallOptions: ParsableArguments, Sendable {
             ("--profile", profile), ("--region", region), ("--cluster", cluster), ("--karpenter-version", karpenterVersion),
             ("--namespace", namespace), ("--kubeconfig", kubeconfig), ("--context", context),
         ] {
-            if let value, value.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("\(flag): expected a value, got an empty string") }
+            if let value, value.trimmingCharacters(in: .whitespaces).isEmpty {
+                throw ValidationError("\(flag): expected a value, got an empty string")
+            }
         }
         if let version = karpenterVersion, version.range(of: #"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.\-]+)?$"#, options: .regularExpression) == nil {
             throw ValidationError("--karpenter-version \(version): expected a chart version such as 1.8.3")

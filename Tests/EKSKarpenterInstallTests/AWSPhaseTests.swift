@@ -29,7 +29,8 @@ struct MotoWorld {
         let sg = try field(
             try await awsCLI(tb, ["ec2", "create-security-group", "--group-name", "\(bed.cluster)-sg", "--description", "kh", "--vpc-id", vpc]),
             "GroupId")
-        let trust = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"eks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#
+        let trust =
+            #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"eks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#
         let role = try field(
             try await awsCLI(tb, ["iam", "create-role", "--role-name", "\(bed.cluster)-eks", "--assume-role-policy-document", trust]), "Role.Arn")
         var policies: [String] = []
@@ -37,7 +38,8 @@ struct MotoWorld {
             let doc = #"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ec2:Describe*","Resource":"*"}]}"#
             policies.append(
                 try field(
-                    try await awsCLI(tb, ["iam", "create-policy", "--policy-name", "\(bed.cluster)-\(name)", "--policy-document", doc]), "Policy.Arn"))
+                    try await awsCLI(tb, ["iam", "create-policy", "--policy-name", "\(bed.cluster)-\(name)", "--policy-document", doc]), "Policy.Arn")
+            )
         }
         if cluster {
             _ = try await awsCLI(
@@ -60,7 +62,9 @@ struct MotoWorld {
 }
 
 extension InstallTests {
-    @Test("phase 2 against moto: dry run creates nothing; then roles, policies, instance profile, queue and discovery tags are created; a rerun finds them all")
+    @Test(
+        "phase 2 against moto: dry run creates nothing; then roles, policies, instance profile, queue and discovery tags are created; a rerun finds them all"
+    )
     func phase2Moto() async throws {
         let bed = try await Bed()
         let world = try await MotoWorld.make(bed)
@@ -71,7 +75,9 @@ extension InstallTests {
         #expect(dry.next == .init(action: .fix, phase: .prerequisites))
         #expect(dry.blockers.allSatisfy { $0.code == "PREREQUISITE_MISSING" })
         #expect(dry.blockers.contains { $0.message.contains("KarpenterNodeRole-\(bed.cluster)") })
-        await #expect(throws: (any Error).self) { _ = try await awsCLI(bed.testbed, ["iam", "get-role", "--role-name", "KarpenterNodeRole-\(bed.cluster)"]) }
+        await #expect(throws: (any Error).self) {
+            _ = try await awsCLI(bed.testbed, ["iam", "get-role", "--role-name", "KarpenterNodeRole-\(bed.cluster)"])
+        }
 
         let (result, run, _) = try await bed.run([.prerequisites], config: config)
         #expect(result.status == .ok, "\(result.text)")
@@ -91,7 +97,8 @@ extension InstallTests {
         // Checked with awscli, not kh: the objects exist in moto.
         let attached = try await awsCLI(bed.testbed, ["iam", "list-attached-role-policies", "--role-name", "KarpenterNodeRole-\(bed.cluster)"])
         #expect(world.policies.allSatisfy { attached.contains($0) })
-        let profile = try await awsCLI(bed.testbed, ["iam", "get-instance-profile", "--instance-profile-name", "KarpenterNodeInstanceProfile-\(bed.cluster)"])
+        let profile = try await awsCLI(
+            bed.testbed, ["iam", "get-instance-profile", "--instance-profile-name", "KarpenterNodeInstanceProfile-\(bed.cluster)"])
         #expect(profile.contains("KarpenterNodeRole-\(bed.cluster)"))
         let subnets = try await awsCLI(bed.testbed, ["ec2", "describe-subnets", "--subnet-ids"] + world.subnets)
         let tagged = try JSONDecoder().decode(JSONValue.self, from: Data(subnets.utf8)).at("Subnets")?.array ?? []

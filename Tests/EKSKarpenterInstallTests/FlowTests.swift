@@ -151,7 +151,8 @@ extension InstallTests {
         try await bed.deployment("karpenter", namespace: "kube-system", replicas: 2, ready: 2)
         let output = Output()
         let context = bed.context(output: output)
-        let settings = try InstallSettings.resolve(config: bed.config(), options: try InstallOptions.parse([]), environment: context.environment, configPath: nil)
+        let settings = try InstallSettings.resolve(
+            config: bed.config(), options: try InstallOptions.parse([]), environment: context.environment, configPath: nil)
         let report = try await InstallStatusReport.gather(settings: settings, deps: .live(context: context, settings: settings))
         #expect(report.karpenter.version == "1.8.3")
         #expect(report.karpenter.namespace == "kube-system")

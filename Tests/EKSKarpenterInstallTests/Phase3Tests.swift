@@ -60,7 +60,9 @@ extension InstallTests {
         let upgrade = try #require(bed.helmUpgrades.first)
         #expect(bed.helmUpgrades.count == 1)
         #expect(Array(upgrade.prefix(4)) == ["upgrade", "--install", "karpenter", "oci://public.ecr.aws/karpenter/karpenter"])
-        for expected in [["--version", "1.8.3"], ["--namespace", "kube-system"], ["--timeout", "10m"], ["--set", "settings.clusterName=\(bed.cluster)"]] {
+        for expected in [
+            ["--version", "1.8.3"], ["--namespace", "kube-system"], ["--timeout", "10m"], ["--set", "settings.clusterName=\(bed.cluster)"],
+        ] {
             #expect(upgrade.indices.contains { upgrade[$0...].starts(with: expected) }, "missing \(expected) in \(upgrade)")
         }
         #expect(upgrade.contains("--wait") && upgrade.contains("--atomic") && !upgrade.contains("--rollback-on-failure"))
@@ -298,11 +300,13 @@ struct HelmLogicTests {
 
     @Test("helm status and list JSON decode (revision as int and as string, Go time in list)")
     func parsing() throws {
-        let status = #"{"name":"karpenter","info":{"first_deployed":"2026-01-24T10:00:00.123456789Z","last_deployed":"2026-01-24T11:00:00.5+01:00","deleted":"","description":"Upgrade complete","status":"pending-upgrade","notes":""},"chart":{"metadata":{"name":"karpenter","version":"1.8.3","appVersion":"1.8.3"}},"manifest":"","version":4,"namespace":"kube-system"}"#
+        let status =
+            #"{"name":"karpenter","info":{"first_deployed":"2026-01-24T10:00:00.123456789Z","last_deployed":"2026-01-24T11:00:00.5+01:00","deleted":"","description":"Upgrade complete","status":"pending-upgrade","notes":""},"chart":{"metadata":{"name":"karpenter","version":"1.8.3","appVersion":"1.8.3"}},"manifest":"","version":4,"namespace":"kube-system"}"#
         let r = try HelmJSON.status(Data(status.utf8))
         #expect(r.status == .pendingUpgrade && r.revision == 4 && r.chartVersion == "1.8.3")
         #expect(r.lastDeployed == Timestamp.parse("2026-01-24T10:00:00.5Z"))
-        let list = #"[{"name":"karpenter","namespace":"kube-system","revision":"12","updated":"2026-01-24 10:00:00.25 +0000 UTC","status":"failed","chart":"karpenter-1.8.3","app_version":"1.8.3"}]"#
+        let list =
+            #"[{"name":"karpenter","namespace":"kube-system","revision":"12","updated":"2026-01-24 10:00:00.25 +0000 UTC","status":"failed","chart":"karpenter-1.8.3","app_version":"1.8.3"}]"#
         let entries = try HelmJSON.list(Data(list.utf8), namespace: "kube-system")
         #expect(entries.first?.revision == 12 && entries.first?.status == .failed && entries.first?.chartVersion == "1.8.3")
         #expect(entries.first?.lastDeployed == Timestamp.parse("2026-01-24T10:00:00.25Z"))
@@ -310,7 +314,8 @@ struct HelmLogicTests {
 
     @Test("the Events section of kubectl describe, last 15 lines")
     func eventsSection() {
-        let describe = "Name: x\nStatus: Pending\nEvents:\n  Type     Reason            Age   From               Message\n  ----     ------            ----  ----               -------\n  Warning  FailedScheduling  5m    default-scheduler  0/2 nodes are available\n"
+        let describe =
+            "Name: x\nStatus: Pending\nEvents:\n  Type     Reason            Age   From               Message\n  ----     ------            ----  ----               -------\n  Warning  FailedScheduling  5m    default-scheduler  0/2 nodes are available\n"
         let events = ClusterProbe.eventsSection(describe)
         #expect(events.hasPrefix("Type"))
         #expect(events.contains("FailedScheduling  5m    default-scheduler  0/2 nodes are available"))

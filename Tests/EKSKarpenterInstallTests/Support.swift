@@ -24,18 +24,19 @@ final class KubeEmulator: Sendable {
     init() async throws {
         let result = try await LocalRunner().run(
             Command(fixtures + "/kube-emulator.sh", ["start", directory.path]), options: RunOptions(timeout: .seconds(60)))
-        guard result.succeeded else { throw SetupError( "the kube emulator did not start: \(result.stderrText)") }
+        guard result.succeeded else { throw SetupError("the kube emulator did not start: \(result.stderrText)") }
         port = result.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     func reset() async throws {
         let result = try await LocalRunner().run(
             Command(fixtures + "/kube-emulator.sh", ["reset", directory.path]), options: RunOptions(timeout: .seconds(30)))
-        guard result.succeeded else { throw SetupError( "emulator reset failed: \(result.stderrText)") }
+        guard result.succeeded else { throw SetupError("emulator reset failed: \(result.stderrText)") }
     }
 
     func stop() async {
-        _ = try? await LocalRunner().run(Command(fixtures + "/kube-emulator.sh", ["stop", directory.path]), options: RunOptions(timeout: .seconds(30)))
+        _ = try? await LocalRunner().run(
+            Command(fixtures + "/kube-emulator.sh", ["stop", directory.path]), options: RunOptions(timeout: .seconds(30)))
     }
 }
 
@@ -146,7 +147,8 @@ final class Bed: Sendable {
     ) async throws -> (InstallResult, EvidenceRun, Output) {
         let output = Output()
         let context = context(output: output, environment: extra)
-        var settings = try InstallSettings.resolve(config: config, options: try InstallOptions.parse([]), environment: context.environment, configPath: nil)
+        var settings = try InstallSettings.resolve(
+            config: config, options: try InstallOptions.parse([]), environment: context.environment, configPath: nil)
         settings.force = force
         let run = try context.startEvidence()
         let deps = InstallDependencies.live(context: context, settings: settings)
@@ -282,7 +284,9 @@ final class Bed: Sendable {
     func karpenterCRDs() async throws {
         let crds = BuiltProducts.repositoryRoot + "/Tools/testbed/kube-emulator/crds/karpenter.yaml"
         try await kubectl.apply(yaml: try String(contentsOfFile: crds, encoding: .utf8))
-        _ = try await kubectl.wait(for: CustomResourceDefinition.self, name: "nodepools.karpenter.sh", timeout: .seconds(20), interval: .milliseconds(200)) {
+        _ = try await kubectl.wait(
+            for: CustomResourceDefinition.self, name: "nodepools.karpenter.sh", timeout: .seconds(20), interval: .milliseconds(200)
+        ) {
             $0.isEstablished
         }
     }
@@ -292,7 +296,7 @@ final class Bed: Sendable {
 func awsCLI(_ testbed: Testbed, _ args: [String]) async throws -> String {
     let result = try await LocalRunner(environment: testbed.processEnvironment).run(
         Command("aws", args + ["--output", "json"]), options: RunOptions(timeout: .seconds(60)))
-    guard result.succeeded else { throw SetupError( "aws \(args.joined(separator: " ")): \(result.stderrText)") }
+    guard result.succeeded else { throw SetupError("aws \(args.joined(separator: " ")): \(result.stderrText)") }
     return result.stdoutText
 }
 

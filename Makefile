@@ -117,3 +117,13 @@ deps-eks:
 	@command -v aws >/dev/null 2>&1 && echo "deps: aws present" || \
 	  python3 -m pip install --quiet '$(AWSCLI_REQUIREMENT)' || \
 	  python3 -m pip install --quiet --break-system-packages '$(AWSCLI_REQUIREMENT)'
+
+# --- KhHCloud tests: the hcloud CLI, cloudalone's build deps -------------------
+# KhHCloudTests run the official hcloud CLI (Debian's hcloud-cli 1.30.3) against the testbed's
+# Hetzner Cloud API emulator, and the client against PyPI's cloudalone 0.2.0, which testbed.sh
+# installs into a Python 3.12 venv (libvirt-dev and pkg-config build its libvirt-python). The
+# emulator's spec checks need openapi-schema-validator (Tools/testbed/requirements.txt).
+.PHONY: deps-hcloud
+deps: deps-hcloud
+deps-hcloud:
+	@bash Tools/scripts/install-deps.sh hcloud-cli libvirt-dev pkg-config python3-venv

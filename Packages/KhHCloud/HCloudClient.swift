@@ -254,13 +254,26 @@ public final class HCloudClient: Sendable {
     }
 
     /// Many actions in batches: one `GET /actions?id=…` per 50 ids. Unknown ids are left out.
+    /// The spec's answer is not paged; a server that pages it anyway (`meta.pagination.next_page`)
+    /// is followed page by page.
     public func actions(ids: [Int]) async throws -> [HCloudAction] {
-        struct Answer: Decodable { var actions: [HCloudAction] }
+        struct Meta: Decodable { var pagination: HCloudPagination? }
+        struct Answer: Decodable {
+            var actions: [HCloudAction]
+            var meta: Meta?
+        }
         var out: [HCloudAction] = []
         for start in stride(from: 0, to: ids.count, by: 50) {
-            let chunk = ids[start..<min(ids.count, start + 50)]
-            let response = try await perform(.get, "/actions", query: chunk.map { ("id", String($0)) })
-            out += try decode(Answer.self, from: response, request: "GET /actions").actions
+            let chunk = ids[start..<min(ids.count, start + 50)].map { ("id", String($0)) }
+            var page: Int?
+            repeat {
+                let query = chunk + (page.map { [("page", String($0))] } ?? [])
+                let response = try await perform(.get, "/actions", query: query)
+                let answer = try decode(Answer.self, from: response, request: "GET /actions")
+                out += answer.actions
+                let next = answer.meta?.pagination?.nextPage
+                page = next.flatMap { $0 > (page ?? 1) ? $0 : nil }
+            } while page != nil
         }
         return out
     }

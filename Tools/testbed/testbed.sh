@@ -217,6 +217,91 @@ hcloud_check() {
 
 hcloud_down() { tb_stop hcloud "$HCLOUD_DIR/emulator.pid" "$HCLOUD_SERVER"; }
 
+# ---------------------------------------------------------------- cloudalone (PyPI's hcloud API emulator)
+# `cloudalone==0.2.0` emulates servers, images, ssh keys and actions (stub backend). It needs Python
+# 3.12 (pyenv's) in a venv of its own, libvirt-dev + pkg-config to build libvirt-python, and a token
+# that is not its default. Installing or starting it may fail on a machine without PyPI: then it is
+# reported here and KhHCloudTests fails, naming .testbed/cloudalone/install.log.
+CLOUDALONE_DIR="$TB_DIR/cloudalone"
+CLOUDALONE_VENV="$CLOUDALONE_DIR/venv"
+CLOUDALONE_REQUIREMENTS=("cloudalone==0.2.0" "sqlalchemy>=2.0.51,<2.1")
+
+cloudalone_python312() {
+  local candidate
+  for candidate in "${KH_TESTBED_PYTHON312:-}" "$(command -v python3.12 || true)" \
+    "$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"/versions/3.12*/bin/python3.12; do
+    [[ -n $candidate && -x $candidate ]] && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null &&
+      { echo "$candidate"; return 0; }
+  done
+  return 1
+}
+
+cloudalone_ready() {
+  curl -fsS --max-time 2 -o /dev/null -H @<(printf 'Authorization: Bearer %s\n' "$(<"$CLOUDALONE_DIR/token")") \
+    "http://127.0.0.1:$1/v1/servers"
+}
+
+cloudalone_install() {
+  local stamp="$CLOUDALONE_VENV/.kh-requirements" python
+  [[ -x $CLOUDALONE_VENV/bin/cloudalone && -s $stamp && $(<"$stamp") == "${CLOUDALONE_REQUIREMENTS[*]}" ]] && return 0
+  bash "$TB_REPO/Tools/scripts/install-deps.sh" libvirt-dev pkg-config >&2 || return 1
+  python=$(cloudalone_python312) || { echo "no Python 3.12 found (pyenv, python3.12 or KH_TESTBED_PYTHON312)"; return 1; }
+  tb_log "cloudalone: installing ${CLOUDALONE_REQUIREMENTS[*]} into a Python 3.12 venv (a few minutes)"
+  rm -rf "$CLOUDALONE_VENV"
+  "$python" -m venv "$CLOUDALONE_VENV" || return 1
+  timeout 900 "$CLOUDALONE_VENV/bin/python" -m pip install -q --disable-pip-version-check "${CLOUDALONE_REQUIREMENTS[@]}" || return 1
+  echo "${CLOUDALONE_REQUIREMENTS[*]}" >"$stamp"
+}
+
+cloudalone_up() {
+  tb_already_running cloudalone "$CLOUDALONE_DIR" cloudalone.pid "$CLOUDALONE_VENV/bin/cloudalone" && return 0
+  mkdir -p "$CLOUDALONE_DIR/home"
+  chmod 700 "$CLOUDALONE_DIR"
+  rm -f "$CLOUDALONE_DIR/failed"
+  if ! cloudalone_install >"$CLOUDALONE_DIR/install.log" 2>&1; then
+    echo "install failed: see $CLOUDALONE_DIR/install.log" >"$CLOUDALONE_DIR/failed"
+    tb_log "cloudalone: WARNING: install failed ($CLOUDALONE_DIR/install.log); KhHCloudTests will fail"
+    return 0
+  fi
+  [[ -s $CLOUDALONE_DIR/token ]] || (umask 077; python3 -c 'import secrets; print(secrets.token_hex(32))' >"$CLOUDALONE_DIR/token")
+  local port
+  port=$(tb_pick_port "${KH_TESTBED_CLOUDALONE_PORT:-18650}")
+  echo "$port" >"$CLOUDALONE_DIR/port"
+  rm -f "$CLOUDALONE_DIR/cloudalone.sqlite"
+  CLOUDALONE_CONFIG="$CLOUDALONE_DIR/no-config.toml" CLOUDALONE_HOME="$CLOUDALONE_DIR/home" \
+    CLOUDALONE_DB="$CLOUDALONE_DIR/cloudalone.sqlite" CLOUDALONE_BACKEND=stub CLOUDALONE_TOKEN="$(<"$CLOUDALONE_DIR/token")" \
+    tb_spawn "$CLOUDALONE_DIR/cloudalone.pid" "$CLOUDALONE_DIR/cloudalone.log" \
+    "$CLOUDALONE_VENV/bin/python" "$CLOUDALONE_VENV/bin/cloudalone" serve --host 127.0.0.1 --port "$port"
+  if ! tb_wait_until 60 "cloudalone" cloudalone_ready "$port"; then
+    tail -n 20 "$CLOUDALONE_DIR/cloudalone.log" >&2 || true
+    echo "did not answer: see $CLOUDALONE_DIR/cloudalone.log" >"$CLOUDALONE_DIR/failed"
+    return 0
+  fi
+  tb_log "cloudalone: started on http://127.0.0.1:$port/v1 (pid $(<"$CLOUDALONE_DIR/cloudalone.pid"))"
+}
+
+cloudalone_env() {
+  if [[ -s $CLOUDALONE_DIR/failed ]]; then
+    echo "export KH_TESTBED_CLOUDALONE_FAILED=$CLOUDALONE_DIR/failed"
+    return 0
+  fi
+  echo "export KH_TESTBED_CLOUDALONE_ENDPOINT=http://127.0.0.1:$(<"$CLOUDALONE_DIR/port")/v1"
+  echo "export KH_TESTBED_CLOUDALONE_TOKEN=$(<"$CLOUDALONE_DIR/token")"
+}
+
+cloudalone_status() {
+  local port
+  port=$(cat "$CLOUDALONE_DIR/port" 2>/dev/null || echo -)
+  if tb_pid_ours "$CLOUDALONE_DIR/cloudalone.pid" "$CLOUDALONE_VENV/bin/cloudalone" && cloudalone_ready "$port"; then
+    status_line cloudalone "$port" "$(<"$CLOUDALONE_DIR/cloudalone.pid")" "alive (http://127.0.0.1:$port/v1)"
+  else
+    status_line cloudalone "$port" - "down$([[ -s $CLOUDALONE_DIR/failed ]] && echo " ($(<"$CLOUDALONE_DIR/failed"))")"
+    return 1
+  fi
+}
+
+cloudalone_down() { tb_stop cloudalone "$CLOUDALONE_DIR/cloudalone.pid" "$CLOUDALONE_VENV/bin/cloudalone"; }
+
 # ---------------------------------------------------------------- env file
 
 write_env() {
@@ -246,6 +331,7 @@ write_env() {
     echo "export KH_TESTBED_SSH_KEY=$SSH_DIR/id_ed25519"
     echo "export KH_TESTBED_SSH_KNOWN_HOSTS=$SSH_DIR/known_hosts"
     hcloud_env
+    cloudalone_env
   } >"$tmp"
   while IFS= read -r line; do
     [[ $line == \#* || $line =~ ^export\ [A-Z0-9_]+=[^[:space:]\'\"\$]+$ ]] ||
@@ -265,6 +351,7 @@ cmd_up() {
   ssh_up
   terraform_up
   hcloud_up
+  cloudalone_up
   write_env
   tb_log "env: $ENV_FILE"
   cmd_status
@@ -302,6 +389,7 @@ cmd_status() {
     status_line terraform - - "not prepared"; down=1
   fi
   hcloud_status || down=1
+  cloudalone_status || down=1
   [[ -s $ENV_FILE ]] && echo "env file: $ENV_FILE"
   return "$down"
 }
@@ -362,6 +450,7 @@ cmd_down() {
   tb_stop moto "$MOTO_DIR/moto.pid" "moto.server"
   tb_stop sshd "$SSH_DIR/sshd.pid" "$SSH_DIR/sshd_config"
   hcloud_down
+  cloudalone_down
 }
 
 cmd_clean() {

@@ -176,6 +176,7 @@ def main():
     parser.add_argument("--rate-limit", type=int, default=3600)
     parser.add_argument("--refill-per-second", type=float, default=1.0)
     parser.add_argument("--port-file", help="write the bound port here (with --port 0)")
+    parser.add_argument("--ready-line", action="store_true", help="print `READY <port>` once listening (kh-bench)")
     parser.add_argument("--exit-with-parent", action="store_true",
                         help="stop when the process that started it ends (for test suites)")
     args = parser.parse_args()
@@ -199,7 +200,10 @@ def main():
                 time.sleep(0.5)
             server.shutdown()
         threading.Thread(target=watch, daemon=True).start()
-    print(f"hcloud emulator on http://{args.host}:{server.server_address[1]}/v1", flush=True)
+    if args.ready_line:
+        print("READY", server.server_address[1], flush=True)
+    else:
+        print(f"hcloud emulator on http://{args.host}:{server.server_address[1]}/v1", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -184,10 +184,23 @@ hcloud_up() {
   tb_log "hcloud: emulator started on http://127.0.0.1:$port/v1 (pid $(<"$HCLOUD_DIR/emulator.pid"))"
 }
 
+# The official spec: KH_HCLOUD_SPEC, else shared/specs/hcloud-openapi.json in the nearest folder
+# above the repository that has one (../shared beside a checkout, as the project's workspace has it).
+hcloud_spec() {
+  if [[ -n "${KH_HCLOUD_SPEC:-}" ]]; then realpath -m "$KH_HCLOUD_SPEC"; return; fi
+  local dir
+  dir=$(dirname "$TB_REPO")
+  while [[ "$dir" != "/" ]]; do
+    [[ -f "$dir/shared/specs/hcloud-openapi.json" ]] && { echo "$dir/shared/specs/hcloud-openapi.json"; return; }
+    dir=$(dirname "$dir")
+  done
+  realpath -m "$TB_REPO/../shared/specs/hcloud-openapi.json"  # missing: the spec checks say so, loudly
+}
+
 hcloud_env() {
   local port spec
   port=$(<"$HCLOUD_DIR/port")
-  spec=$(realpath -m "${KH_HCLOUD_SPEC:-$TB_REPO/../shared/specs/hcloud-openapi.json}")
+  spec=$(hcloud_spec)
   echo "export KH_TESTBED_HCLOUD_ENDPOINT=http://127.0.0.1:$port/v1"
   echo "export KH_TESTBED_HCLOUD_CONTROL=http://127.0.0.1:$port/__emulator"
   echo "export KH_TESTBED_HCLOUD_TOKEN=$(<"$HCLOUD_DIR/token")"

@@ -19,11 +19,14 @@ from pathlib import Path
 
 from openapi_schema_validator import OAS30Validator
 
-DEFAULT_SPEC = Path(__file__).resolve().parents[4] / ".." / "shared" / "specs" / "hcloud-openapi.json"
+REPO = Path(__file__).resolve().parents[4]
+SPEC_IN_SHARED = Path("shared") / "specs" / "hcloud-openapi.json"
+# ../shared beside the checkout, or in the nearest folder above it that has one.
+DEFAULT_SPEC = next((p / SPEC_IN_SHARED for p in REPO.parents if (p / SPEC_IN_SHARED).is_file()), REPO.parent / SPEC_IN_SHARED)
 
 
 def spec_path():
-    """KH_HCLOUD_SPEC, else ../shared/specs/hcloud-openapi.json beside the repository."""
+    """KH_HCLOUD_SPEC, else shared/specs/hcloud-openapi.json beside the repository or above it."""
     path = Path(os.environ.get("KH_HCLOUD_SPEC") or DEFAULT_SPEC).resolve()
     if not path.is_file():
         raise FileNotFoundError(f"the Hetzner Cloud OpenAPI spec is not at {path} (set KH_HCLOUD_SPEC)")

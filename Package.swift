@@ -110,13 +110,13 @@ let package = Package(
         // MARK: Executables
         .executableTarget(
             name: "kh",
-            dependencies: ["KhHost", "KhPluginAPI"],
+            dependencies: ["KhHost", "KhPluginAPI", "HetznerMatrix"],
             path: "Tools/kh",
             swiftSettings: strict
         ),
         .executableTarget(
             name: "kh-bench",
-            dependencies: ["KhCore", "KhProcess", "KhGit", "KhSSH", "KhHTTP", "KhKube"],
+            dependencies: ["KhCore", "KhProcess", "KhGit", "KhSSH", "KhHTTP", "KhKube", "HetznerMatrix"],
             path: "Tools/kh-bench",
             swiftSettings: strict
         ),
@@ -170,6 +170,23 @@ let package = Package(
             dependencies: ["KhHost", "KhPluginAPI", "KhCore", "KhTestSupport"],
             path: "Tests/KhHostTests",
             exclude: ["Golden"],
+            swiftSettings: strict
+        ),
+
+        // MARK: plugin hetzner-matrix
+        .target(
+            name: "HetznerMatrix",
+            dependencies: [
+                "KhCore", "KhProcess", "KhPluginAPI", "KhGit", "KhSSH",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Plugins/HetznerMatrix",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "HetznerMatrixTests",
+            dependencies: ["HetznerMatrix", "KhCore", "KhProcess", "KhPluginAPI", "KhGit", "KhSSH", "KhTestSupport"],
+            path: "Tests/HetznerMatrixTests",
             swiftSettings: strict
         ),
     ],

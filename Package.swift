@@ -177,7 +177,7 @@ let package = Package(
         .target(
             name: "HetznerMatrix",
             dependencies: [
-                "KhCore", "KhProcess", "KhPluginAPI", "KhGit", "KhSSH",
+                "KhCore", "KhProcess", "KhPluginAPI", "KhGit", "KhSSH", "KhHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Plugins/HetznerMatrix",

@@ -43,12 +43,17 @@ public struct Terraform: Sendable {
         try await run(directory, ["destroy", "-auto-approve", "-input=false", "-no-color"], timeout: timeout, log: log)
     }
 
-    /// The first `Error: …` line of a result's output, for one-line messages.
+    /// The first `Error: …` line of a result's output and, when the command's own
+    /// output has a later one (a provisioner's), that one too: one line for people.
     public static func firstError(_ result: CommandResult) -> String? {
         for text in [result.stderrText, result.stdoutText] {
-            if let line = text.split(separator: "\n").first(where: { $0.contains("Error:") || $0.contains("error:") }) {
-                return String(line).trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "│ ", with: "")
+            let lines = text.split(separator: "\n").map {
+                String($0).replacingOccurrences(of: "│", with: "").trimmingCharacters(in: .whitespaces)
             }
+            let errors = lines.filter { $0.contains("Error:") || $0.contains("error:") }
+            guard let first = errors.first else { continue }
+            if let last = errors.last, last != first { return first + " — " + last }
+            return first
         }
         return nil
     }

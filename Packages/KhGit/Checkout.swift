@@ -4,7 +4,7 @@ import KhCore
 
 extension Repository {
     /// Checks out a local branch, like `git checkout BRANCH`: when only
-    /// `refs/remotes/REMOTE/BRANCH` exists, a local branch tracking it is made first.
+    /// `refs/remotes/REMOTE/BRANCH` exists, a local branch at its commit is made first.
     /// Local changes that the switch would overwrite stop it before HEAD moves
     /// (``GitError/Reason/checkoutConflict``). Returns whether HEAD moved.
     @discardableResult
@@ -24,11 +24,11 @@ extension Repository {
             }
             guard let target = remoteRef.target else { throw GitError(reason: .notFound(remoteName), operation: operation) }
             let commit = try self.commit(target)
-            try check(git_branch_create(&raw, pointer, branch, commit.pointer, 0), "git_branch_create", operation)
-            let made = ReferenceHandle(raw!, owner: self)
-            _ = call { git_branch_set_upstream(made.pointer, "\(remote)/\(branch)") }
-            git_error_clear()
-            code = 0
+            var made: OpaquePointer?
+            try check(git_branch_create(&made, pointer, branch, commit.pointer, 0), "git_branch_create", operation)
+            // No upstream is configured: fetchAndFastForward uses refs/remotes/REMOTE/BRANCH then.
+            _ = ReferenceHandle(made!, owner: self)
+            code = call { git_reference_lookup(&raw, pointer, localName) }
         }
         try checkResult(code, "git_reference_lookup", operation)
         let local = ReferenceHandle(raw!, owner: self)

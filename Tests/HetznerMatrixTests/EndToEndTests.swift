@@ -21,7 +21,7 @@ struct EndToEndTests {
     func loop() async throws {
         let testbed = try Testbed.load()
         let dir = TemporaryDirectory("kh-e2e")
-        let demo = dir.path + "/demo"
+        let demo = URL(fileURLWithPath: dir.path + "/demo").standardizedFileURL.path
         var env = testbed.processEnvironment
         env["HCLOUD_TOKEN"] = try testbed.require("KH_TESTBED_HCLOUD_TOKEN")
         env["HCLOUD_ENDPOINT"] = try testbed.require("KH_TESTBED_HCLOUD_ENDPOINT")

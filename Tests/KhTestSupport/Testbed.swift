@@ -49,3 +49,41 @@ public struct TestbedError: Error, CustomStringConvertible {
     public var message: String
     public var description: String { message }
 }
+
+// MARK: Hetzner Cloud API emulator
+
+/// The testbed's Hetzner Cloud API emulator (Tools/testbed/hcloud-emulator), from `.testbed/env`.
+public struct HCloudEmulatorInfo: Sendable {
+    /// The API base, `http://127.0.0.1:PORT/v1` (what `HCLOUD_ENDPOINT` takes).
+    public var endpoint: URL
+    /// The test-control API, `http://127.0.0.1:PORT/__emulator` (same token).
+    public var control: URL
+    /// The bearer token `testbed.sh up` made.
+    public var token: String
+    /// The file holding the token (mode 600).
+    public var tokenFile: String
+    /// The official OpenAPI spec the emulator follows.
+    public var spec: String
+    /// The testbed venv's python (has openapi-schema-validator).
+    public var python: String
+    /// The emulator's folder (server.py, validate.py, test_emulator.py).
+    public var directory: String
+    /// The pool public IPv4 addresses of servers come from (`127.0.1.1-127.0.1.254`).
+    public var ipv4Pool: String
+}
+
+extension Testbed {
+    /// The Hetzner Cloud API emulator's endpoint, token and tools; an error when the testbed lacks it.
+    public func hcloudEmulator() throws -> HCloudEmulatorInfo {
+        let endpoint = try require("KH_TESTBED_HCLOUD_ENDPOINT")
+        let control = try require("KH_TESTBED_HCLOUD_CONTROL")
+        guard let endpointURL = URL(string: endpoint), let controlURL = URL(string: control) else {
+            throw TestbedError(message: "KH_TESTBED_HCLOUD_ENDPOINT or _CONTROL in .testbed/env is not a URL")
+        }
+        return HCloudEmulatorInfo(
+            endpoint: endpointURL, control: controlURL, token: try require("KH_TESTBED_HCLOUD_TOKEN"),
+            tokenFile: try require("KH_TESTBED_HCLOUD_TOKEN_FILE"), spec: try require("KH_TESTBED_HCLOUD_SPEC"),
+            python: try require("KH_TESTBED_HCLOUD_PYTHON"), directory: try require("KH_TESTBED_HCLOUD_EMULATOR_DIR"),
+            ipv4Pool: try require("KH_TESTBED_HCLOUD_IPV4_POOL"))
+    }
+}

@@ -2,7 +2,15 @@
 // under Plugins/, depend on it from the `kh` target in Package.swift, import it
 // here and append its type. KhHostTests fail when a folder under Plugins/ is not
 // listed here or two plugins share an id.
+import AgentReliability
+import EKSKarpenterInstall
 import HetznerMatrix
 import KhPluginAPI
 
-var installedPlugins: [any KhPlugin.Type] { [HetznerMatrixPlugin.self] }
+var installedPlugins: [any KhPlugin.Type] {
+    [
+        AgentReliabilityPlugin.self,
+        EKSKarpenterInstallPlugin.self,
+        HetznerMatrixPlugin.self,
+    ]
+}

@@ -156,6 +156,67 @@ terraform_up() {
   tb_log "terraform: $(<"$TF_DIR/proof.ok")"
 }
 
+# ---------------------------------------------------------------- Hetzner Cloud API emulator
+# kh's own emulator (Tools/testbed/hcloud-emulator/README.md): HTTP on 127.0.0.1, bearer token made
+# here (mode 600), public IPv4 addresses of servers from a loopback pool. Port: KH_TESTBED_HCLOUD_PORT.
+
+HCLOUD_DIR="$TB_DIR/hcloud"
+HCLOUD_SERVER="$TB_REPO/Tools/testbed/hcloud-emulator/server.py"
+HCLOUD_IPV4_POOL="${KH_TESTBED_HCLOUD_IPV4_POOL:-127.0.1.1-127.0.1.254}"
+
+hcloud_ready() { curl -fsS --max-time 2 "http://127.0.0.1:$1/healthz" >/dev/null; }
+
+hcloud_up() {
+  bash "$TB_REPO/Tools/scripts/install-deps.sh" hcloud-cli >&2
+  tb_already_running hcloud "$HCLOUD_DIR" emulator.pid "$HCLOUD_SERVER" && return 0
+  mkdir -p "$HCLOUD_DIR"
+  chmod 700 "$HCLOUD_DIR"
+  [[ -s $HCLOUD_DIR/token ]] || (umask 077; python3 -c 'import secrets; print(secrets.token_hex(32))' >"$HCLOUD_DIR/token")
+  local port
+  port=$(tb_pick_port "${KH_TESTBED_HCLOUD_PORT:-18600}")
+  echo "$port" >"$HCLOUD_DIR/port"
+  tb_spawn "$HCLOUD_DIR/emulator.pid" "$HCLOUD_DIR/emulator.log" "$VENV/bin/python" -B "$HCLOUD_SERVER" \
+    --port "$port" --token-file "$HCLOUD_DIR/token" --ipv4-pool "$HCLOUD_IPV4_POOL"
+  if ! tb_wait_until 15 "hcloud emulator" hcloud_ready "$port"; then
+    tail -n 20 "$HCLOUD_DIR/emulator.log" >&2 || true
+    return 1
+  fi
+  tb_log "hcloud: emulator started on http://127.0.0.1:$port/v1 (pid $(<"$HCLOUD_DIR/emulator.pid"))"
+}
+
+hcloud_env() {
+  local port spec
+  port=$(<"$HCLOUD_DIR/port")
+  spec=$(realpath -m "${KH_HCLOUD_SPEC:-$TB_REPO/../shared/specs/hcloud-openapi.json}")
+  echo "export KH_TESTBED_HCLOUD_ENDPOINT=http://127.0.0.1:$port/v1"
+  echo "export KH_TESTBED_HCLOUD_CONTROL=http://127.0.0.1:$port/__emulator"
+  echo "export KH_TESTBED_HCLOUD_TOKEN=$(<"$HCLOUD_DIR/token")"
+  echo "export KH_TESTBED_HCLOUD_TOKEN_FILE=$HCLOUD_DIR/token"
+  echo "export KH_TESTBED_HCLOUD_IPV4_POOL=$HCLOUD_IPV4_POOL"
+  echo "export KH_TESTBED_HCLOUD_SPEC=$spec"
+  echo "export KH_TESTBED_HCLOUD_PYTHON=$VENV/bin/python"
+  echo "export KH_TESTBED_HCLOUD_EMULATOR_DIR=$TB_REPO/Tools/testbed/hcloud-emulator"
+}
+
+hcloud_status() {
+  local port
+  port=$(cat "$HCLOUD_DIR/port" 2>/dev/null || echo -)
+  if tb_pid_ours "$HCLOUD_DIR/emulator.pid" "$HCLOUD_SERVER" && hcloud_ready "$port"; then
+    status_line hcloud "$port" "$(<"$HCLOUD_DIR/emulator.pid")" "alive (http://127.0.0.1:$port/v1)"
+  else
+    status_line hcloud "$port" - "down"; return 1
+  fi
+}
+
+# Behaviour, every response against the official spec, and the official hcloud CLI (own emulator).
+hcloud_check() {
+  echo "== hcloud emulator: Tools/testbed/hcloud-emulator/test_emulator.py (its own emulator instance)"
+  KH_HCLOUD_SPEC="$KH_TESTBED_HCLOUD_SPEC" timeout 600 "$VENV/bin/python" -B \
+    "$TB_REPO/Tools/testbed/hcloud-emulator/test_emulator.py"
+}
+
+hcloud_down() { tb_stop hcloud "$HCLOUD_DIR/emulator.pid" "$HCLOUD_SERVER"; }
+
 # ---------------------------------------------------------------- env file
 
 write_env() {
@@ -184,6 +245,7 @@ write_env() {
     echo "export KH_TESTBED_SSH_USER=$(ssh_user)"
     echo "export KH_TESTBED_SSH_KEY=$SSH_DIR/id_ed25519"
     echo "export KH_TESTBED_SSH_KNOWN_HOSTS=$SSH_DIR/known_hosts"
+    hcloud_env
   } >"$tmp"
   while IFS= read -r line; do
     [[ $line == \#* || $line =~ ^export\ [A-Z0-9_]+=[^[:space:]\'\"\$]+$ ]] ||
@@ -202,6 +264,7 @@ cmd_up() {
   moto_up
   ssh_up
   terraform_up
+  hcloud_up
   write_env
   tb_log "env: $ENV_FILE"
   cmd_status
@@ -238,6 +301,7 @@ cmd_status() {
   else
     status_line terraform - - "not prepared"; down=1
   fi
+  hcloud_status || down=1
   [[ -s $ENV_FILE ]] && echo "env file: $ENV_FILE"
   return "$down"
 }
@@ -289,6 +353,7 @@ PY
   else
     echo "  FAIL  ssh: $out"; failed=1
   fi
+  hcloud_check || failed=1
   return "$failed"
 }
 
@@ -296,6 +361,7 @@ cmd_down() {
   tb_stop kube "$KUBE_DIR/emulator.pid" "$TB_EMULATOR"
   tb_stop moto "$MOTO_DIR/moto.pid" "moto.server"
   tb_stop sshd "$SSH_DIR/sshd.pid" "$SSH_DIR/sshd_config"
+  hcloud_down
 }
 
 cmd_clean() {

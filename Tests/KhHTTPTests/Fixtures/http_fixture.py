@@ -7,7 +7,8 @@ closes (so it never outlives the test process), or on SIGTERM.
 Every request with a `key` query parameter is counted per key (see /count).
 
   /ok                         200 "ok"
-  /slow?ms=N                  waits N ms, then 200
+  /slow?ms=N[&key=K]          waits N ms, then 200; with K, counts how many
+                              calls for K were in the server at once (see /count)
   /status?code=N              answers N
   /flaky?key=K&fail=N&code=C[&retry-after=S|&retry-after-date=S]
                               the first N calls for K answer C (with Retry-After:
@@ -19,7 +20,8 @@ Every request with a `key` query parameter is counted per key (see /count).
   /echo                       200 JSON: method, path, query, headers (lower-case), body
   /json                       200, the request body back as application/json
   /bytes?n=N                  N bytes of "x"
-  /count?key=K                200 JSON {"count": calls seen for K}
+  /count?key=K                200 JSON {"count": calls seen for K, "peak": most
+                              /slow calls for K in flight at once}
 
 The blackhole port listens with a full accept queue and never accepts: a connect
 to it hangs until the client's connect deadline.
@@ -35,7 +37,18 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 counts = {}
+in_flight = {}
+peaks = {}
 counts_lock = threading.Lock()
+
+
+def enter(key, step):
+    """Tracks /slow calls in flight per key and the peak of them."""
+    if key is None:
+        return
+    with counts_lock:
+        in_flight[key] = in_flight.get(key, 0) + step
+        peaks[key] = max(peaks.get(key, 0), in_flight[key])
 
 
 def bump(key):
@@ -80,7 +93,11 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/ok":
             return self.reply(200, "ok\n")
         if path == "/slow":
-            time.sleep(int(query.get("ms", "1000")) / 1000)
+            enter(key, 1)
+            try:
+                time.sleep(int(query.get("ms", "1000")) / 1000)
+            finally:
+                enter(key, -1)
             return self.reply(200, "slow\n")
         if path == "/status":
             code = int(query.get("code", "500"))
@@ -127,8 +144,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, b"x" * int(query.get("n", "0")))
         if path == "/count":
             with counts_lock:
-                count = counts.get(key, 0)
-            return self.reply(200, json.dumps({"count": count}), content_type="application/json")
+                payload = {"count": counts.get(key, 0), "peak": peaks.get(key, 0)}
+            return self.reply(200, json.dumps(payload), content_type="application/json")
         return self.reply(404, "not found\n")
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = handle_any

@@ -1,0 +1,1 @@
+"""kh's Hetzner Cloud API emulator (see ../README.md)."""

@@ -210,7 +210,7 @@ let package = Package(
         .target(
             name: "HetznerMatrix",
             dependencies: [
-                "KhCore", "KhProcess", "KhPluginAPI", "KhGit", "KhSSH", "KhHTTP",
+                "KhCore", "KhProcess", "KhPluginAPI", "KhGit", "KhSSH", "KhHTTP", "KhHCloud",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Plugins/HetznerMatrix",

@@ -54,8 +54,16 @@ public struct HetznerResource: Sendable, Codable, Equatable, Hashable {
 /// The reaper's plan: resources in deletion order (volumes detached first, then
 /// servers, placement groups, load balancers, firewalls, networks, ssh keys).
 public struct ReapPlan: Sendable, Codable, Equatable {
+    /// The scope the plan was made for.
+    public var labelSelectors: [String]
+    public var namePrefix: String
     public var resources: [HetznerResource]
-    public init(resources: [HetznerResource]) { self.resources = resources }
+
+    public init(labelSelectors: [String] = [], namePrefix: String = "", resources: [HetznerResource]) {
+        self.labelSelectors = labelSelectors
+        self.namePrefix = namePrefix
+        self.resources = resources
+    }
 }
 
 /// What a reap did.

@@ -65,7 +65,7 @@ final class FakeInventory: HetznerInventory {
                 found.append(other.resource)
             }
             found.sort { (order.firstIndex(of: $0.kind) ?? 99, $0.id) < (order.firstIndex(of: $1.kind) ?? 99, $1.id) }
-            return ReapPlan(resources: found)
+            return ReapPlan(labelSelectors: labelSelectors, namePrefix: namePrefix, resources: found)
         }
     }
 

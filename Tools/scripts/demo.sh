@@ -33,7 +33,7 @@ step "example harness under .kh/demo"
 bash "$repo/Tools/scripts/stabilize-demo/setup.sh" "$demo" || exit 3
 # shellcheck disable=SC1091
 source "$repo/.testbed/env"
-export HCLOUD_TOKEN=$KH_TESTBED_HCLOUD_TOKEN
+export HCLOUD_TOKEN=$KH_TESTBED_HCLOUD_TOKEN HCLOUD_ENDPOINT=$KH_TESTBED_HCLOUD_ENDPOINT
 cd "$demo" || exit 3
 find . -maxdepth 3 -name main.tf -path '*scenarios_v3*' | sort
 

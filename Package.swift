@@ -118,13 +118,13 @@ let package = Package(
         // MARK: Executables
         .executableTarget(
             name: "kh",
-            dependencies: ["KhHost", "KhPluginAPI", "EKSKarpenterInstall"],
+            dependencies: ["KhHost", "KhPluginAPI", "EKSKarpenterInstall", "HetznerMatrix"],
             path: "Tools/kh",
             swiftSettings: strict
         ),
         .executableTarget(
             name: "kh-bench",
-            dependencies: ["KhCore", "KhProcess", "KhGit", "KhSSH", "KhHTTP", "KhKube", "KhHCloud"],
+            dependencies: ["KhCore", "KhProcess", "KhGit", "KhSSH", "KhHTTP", "KhKube", "KhHCloud", "HetznerMatrix"],
             path: "Tools/kh-bench",
             swiftSettings: strict
         ),
@@ -203,6 +203,23 @@ let package = Package(
             dependencies: ["EKSKarpenterInstall", "KhCore", "KhProcess", "KhPluginAPI", "KhKube", "KhHTTP", "KhTestSupport"],
             path: "Tests/EKSKarpenterInstallTests",
             exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
+
+        // MARK: plugin hetzner-matrix
+        .target(
+            name: "HetznerMatrix",
+            dependencies: [
+                "KhCore", "KhProcess", "KhPluginAPI", "KhGit", "KhSSH", "KhHTTP", "KhHCloud",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Plugins/HetznerMatrix",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "HetznerMatrixTests",
+            dependencies: ["HetznerMatrix", "KhCore", "KhProcess", "KhPluginAPI", "KhGit", "KhSSH", "KhTestSupport"],
+            path: "Tests/HetznerMatrixTests",
             swiftSettings: strict
         ),
     ],

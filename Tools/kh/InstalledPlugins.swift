@@ -4,11 +4,13 @@
 // listed here or two plugins share an id.
 import AgentReliability
 import EKSKarpenterInstall
+import HetznerMatrix
 import KhPluginAPI
 
 var installedPlugins: [any KhPlugin.Type] {
     [
         AgentReliabilityPlugin.self,
-        EKSKarpenterInstallPlugin.self
+        EKSKarpenterInstallPlugin.self,
+        HetznerMatrixPlugin.self,
     ]
 }

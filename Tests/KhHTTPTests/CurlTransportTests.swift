@@ -110,7 +110,7 @@ struct CurlTransportTests {
         let client = HTTPClient(configuration: .init(timeout: .milliseconds(500), retry: .none))
         let start = ContinuousClock.now
         let error = await #expect(throws: HTTPError.self) {
-            _ = try await client.send(HTTPRequest(.get, server.url("/slow?ms=5000")))
+            _ = try await client.send(HTTPRequest(.get, server.url("/slow?ms=30000")))
         }
         let took = elapsed(since: start)
         #expect(error?.kind == .timeout)
@@ -118,12 +118,14 @@ struct CurlTransportTests {
         #expect(error?.exitCode == .external)
         #expect(error?.message.contains("CURLE_OPERATION_TIMEDOUT") == true)
         #expect(took >= .milliseconds(450))
-        #expect(took < .milliseconds(2500))
+        // The answer comes after 30 s: ending long before proves the deadline (a generous bound,
+        // the whole suite shares two cores; speed is for `make bench`).
+        #expect(took < .seconds(10))
     }
 
     @Test("connect deadline: a listener that never accepts fails as .connectTimeout")
     func connectDeadline() async throws {
-        let client = HTTPClient(configuration: .init(connectTimeout: .milliseconds(300), timeout: .seconds(10), retry: .none))
+        let client = HTTPClient(configuration: .init(connectTimeout: .milliseconds(300), timeout: .seconds(30), retry: .none))
         let start = ContinuousClock.now
         let error = await #expect(throws: HTTPError.self) {
             _ = try await client.send(HTTPRequest(.get, URL(string: "http://127.0.0.1:\(server.blackholePort)/")!))
@@ -132,7 +134,7 @@ struct CurlTransportTests {
         #expect(error?.kind == .connectTimeout)
         #expect(error?.curlCode == 28)
         #expect(took >= .milliseconds(250))
-        #expect(took < .milliseconds(2300))
+        #expect(took < .seconds(10), "the total deadline (30 s), not the connect deadline, ended it")
     }
 
     @Test("an unreachable port fails fast with a typed error naming curl's code and message")
@@ -143,7 +145,7 @@ struct CurlTransportTests {
         let error = await #expect(throws: HTTPError.self) {
             _ = try await client.send(HTTPRequest(.get, URL(string: "http://127.0.0.1:\(port)/ok")!))
         }
-        #expect(elapsed(since: start) < .seconds(2))
+        #expect(elapsed(since: start) < .seconds(10))
         let failure = try #require(error)
         #expect(failure.kind == .connect)
         #expect(failure.curlCode == 7)
@@ -260,7 +262,7 @@ struct CurlTransportTests {
         let response = try await client.send(HTTPRequest(.get, server.url("/flaky?key=\(key)&fail=1&code=429&retry-after=3600")))
         #expect(response.status == 429)
         #expect(response.attempts == 1)
-        #expect(elapsed(since: start) < .seconds(2))
+        #expect(elapsed(since: start) < .seconds(30), "it waited for the 3600 s asked")
     }
 
     @Test("rate-limit headers are parsed on the response and kept by the client", arguments: ["", "x"])

@@ -104,4 +104,4 @@ testbed-clean:
 .PHONY: deps-reliability
 deps: deps-reliability
 deps-reliability:
-	@bash Tools/scripts/install-deps.sh prometheus jq python3-yaml
+	@bash Tools/scripts/install-deps.sh prometheus jq

@@ -104,7 +104,7 @@ testbed-clean:
 .PHONY: deps-reliability
 deps: deps-reliability
 deps-reliability:
-	@bash Tools/scripts/install-deps.sh prometheus jq python3-yaml
+	@bash Tools/scripts/install-deps.sh prometheus jq
 
 # --- eks-karpenter-install tests: awscli (test setup against moto, `aws eks update-kubeconfig`)
 # The tests use the testbed's moto and a private kube emulator they start themselves

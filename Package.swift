@@ -241,7 +241,10 @@ package.targets += [
     ),
     .testTarget(
         name: "AgentReliabilityTests",
-        dependencies: ["AgentReliability", "KhPluginAPI", "KhCore", "KhProcess", "KhKube", "KhHTTP", "KhTestSupport"],
+        dependencies: [
+            "AgentReliability", "KhPluginAPI", "KhCore", "KhProcess", "KhKube", "KhHTTP", "KhTestSupport",
+            .product(name: "Yams", package: "Yams"),
+        ],
         path: "Tests/AgentReliabilityTests",
         exclude: ["Fixtures"],
         swiftSettings: strict

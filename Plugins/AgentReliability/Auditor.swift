@@ -399,11 +399,16 @@ public struct Auditor: Sendable {
                     message: "\(total) consecutive Warning events \(latest.reason)"
                         + (latest.component.isEmpty ? "" : " from \(latest.component)") + " (threshold \(policy.threshold)): \(latest.message)",
                     fix: """
-                        # the controller retries without an upper bound; make it fail fast and alert:
-                        #   check what it needs (kh reliability audit --only required-configmap)
-                        #   alert on it: kh reliability alerts > rules.yaml
-                        # and count consecutive failures in the reconcile loop, e.g. a metric
-                        # reconcile_consecutive_failures{reason="\(latest.reason)"} with an alert at > \(policy.threshold)
+                        # the controller retries without an upper bound: make it fail fast at start-up
+                        # when what it needs is missing (the post-mortem's ConfigMap health check),
+                        # count consecutive failures of \(latest.reason) and alert above \(policy.threshold)
+                        spec:
+                          template:
+                            spec:
+                              initContainers:
+                                - name: require-configmaps
+                                  image: <image with kh>
+                                  command: [kh, reliability, audit, --only, required-configmap]
                         """,
                     detail: latest.reason))
         }

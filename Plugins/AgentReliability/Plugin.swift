@@ -32,7 +32,7 @@ public struct Reliability: AsyncParsableCommand {
             `exec` passes the child's exit code on; 124 = deadline passed, 123 = killed for silence (idle timeout). \
             See docs/reliability.md.
             """,
-        subcommands: [Exec.self, Audit.self, Alerts.self])
+        subcommands: [Exec.self, Audit.self, Watch.self, Alerts.self, Timeline.self, Reviews.self])
 
     public init() {}
 }

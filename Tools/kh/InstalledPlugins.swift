@@ -2,6 +2,11 @@
 // under Plugins/, depend on it from the `kh` target in Package.swift, import it
 // here and append its type. KhHostTests fail when a folder under Plugins/ is not
 // listed here or two plugins share an id.
+import GitOpsMaster
 import KhPluginAPI
 
-var installedPlugins: [any KhPlugin.Type] { [] }
+var installedPlugins: [any KhPlugin.Type] {
+    [
+        GitOpsMasterPlugin.self
+    ]
+}

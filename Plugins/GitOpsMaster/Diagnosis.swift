@@ -483,7 +483,9 @@ public struct Diagnoser: Sendable {
         let name = stage.metadata.name
         let current = stage.status?.currentPromotion?.name ?? stage.conditions.first("Promoting")?.message ?? "?"
         let promotion = promotion(named: current)
-        let started = promotion?.metadata.creationTimestamp
+        // When the stage started promoting: the Promoting condition's transition, else the first step's start, else the object's creation.
+        let started = stage.conditions.first("Promoting")?.lastTransitionTime ?? promotion?.status?.stepExecutionMetadata?.first?.startedAt
+            ?? promotion?.metadata.creationTimestamp
         let age = started.map { now.timeIntervalSince($0) } ?? 0
         d.evidence.append(
             "\(show(["get", "promotions", "-n", ns, "-l", "kargo.akuity.io/stage=\(name)", "--sort-by=.metadata.creationTimestamp", "-o", "wide"])): \(current) \(promotion?.status?.phase ?? "?") since \(stamp(started)) (\(Int(age / 60)) min)"
@@ -521,8 +523,21 @@ public struct Diagnoser: Sendable {
     func logLines(for stage: String) -> [String] {
         guard let log = snapshot.controllerLog else { return [] }
         return log.split(separator: "\n").map(String.init).filter { line in
-            line.contains(stage) && Self.logMessages.contains { line.contains($0) }
+            Self.mentions(line, stage) && Self.logMessages.contains { line.contains($0) }
         }
+    }
+
+    /// `grep <stage-name>`, but as a whole word: stage `b` is not in "be verified".
+    static func mentions(_ line: String, _ name: String) -> Bool {
+        let word = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+        var search = line.startIndex..<line.endIndex
+        while let range = line.range(of: name, range: search) {
+            let before = range.lowerBound == line.startIndex ? nil : line[line.index(before: range.lowerBound)]
+            let after = range.upperBound == line.endIndex ? nil : line[range.upperBound]
+            if !(before.map(word.contains) ?? false) && !(after.map(word.contains) ?? false) { return true }
+            search = range.upperBound..<line.endIndex
+        }
+        return false
     }
 
     func controllerLogs(_ stage: Stage, _ d: inout Diagnosis, decide: Bool) {

@@ -118,14 +118,32 @@ let package = Package(
         // MARK: Executables
         .executableTarget(
             name: "kh",
-            dependencies: ["KhHost", "KhPluginAPI", "EKSKarpenterInstall", "HetznerMatrix"],
+            dependencies: ["KhHost", "KhPluginAPI", "EKSKarpenterInstall", "HetznerMatrix", "GitOpsMaster"],
             path: "Tools/kh",
             swiftSettings: strict
         ),
         .executableTarget(
             name: "kh-bench",
-            dependencies: ["KhCore", "KhProcess", "KhGit", "KhSSH", "KhHTTP", "KhKube", "KhHCloud", "HetznerMatrix"],
+            dependencies: ["KhCore", "KhProcess", "KhGit", "KhSSH", "KhHTTP", "KhKube", "KhHCloud", "HetznerMatrix", "GitOpsMaster"],
             path: "Tools/kh-bench",
+            swiftSettings: strict
+        ),
+
+        // MARK: plugin gitops-master
+        .target(
+            name: "GitOpsMaster",
+            dependencies: [
+                "KhPluginAPI", "KhCore", "KhProcess", "KhKube", "KhHTTP", "KhSSH",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Plugins/GitOpsMaster",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "GitOpsMasterTests",
+            dependencies: ["GitOpsMaster", "KhPluginAPI", "KhKube", "KhCore", "KhProcess", "KhHTTP", "KhTestSupport"],
+            path: "Tests/GitOpsMasterTests",
             swiftSettings: strict
         ),
 

@@ -1,4 +1,5 @@
 import Foundation
+import KhCore
 
 // Kargo (kargo.akuity.io/v1alpha1), Argo CD (argoproj.io/v1alpha1), Argo Rollouts
 // analysis and Argo Workflows, shaped as their controllers write them. Kargo ≥ 1.5
@@ -143,6 +144,8 @@ public struct Stage: KubeResource, Equatable {
             public var uses: String?
             public var `as`: String?
             public var retry: Retry?
+            /// The step's configuration as written (`argocd-update`: `apps: [{name, namespace}]`).
+            public var config: JSONValue?
         }
         public struct Retry: Codable, Sendable, Equatable {
             public var timeout: String?
@@ -232,6 +235,19 @@ public struct Promotion: KubeResource, Equatable {
         public var finishedAt: Date?
         public var currentStep: Int?
         public var freight: FreightReference?
+        /// Per-step bookkeeping the controller writes (errors counted against `errorThreshold`).
+        public var stepExecutionMetadata: [StepExecution]?
+    }
+
+    /// One step's execution record in a Promotion's status.
+    public struct StepExecution: Codable, Sendable, Equatable {
+        public var alias: String?
+        public var startedAt: Date?
+        public var finishedAt: Date?
+        public var errorCount: Int?
+        /// Pending, Running, Succeeded, Failed, Errored, Aborted, Skipped.
+        public var status: String?
+        public var message: String?
     }
 
     /// A phase after which nothing more happens.
@@ -244,6 +260,8 @@ public struct ArgoApplication: KubeResource, Equatable {
     public var metadata: ObjectMeta
     public var spec: Spec?
     public var status: Status?
+    /// An operation requested but not yet taken up by the controller (`kubectl patch … -p '{"operation": null}'` clears it).
+    public var operation: JSONValue?
 
     public struct Spec: Codable, Sendable, Equatable {
         public var project: String?
@@ -367,6 +385,14 @@ public struct AnalysisRun: KubeResource, Equatable {
         public var message: String?
         public var failed: Int?
         public var error: Int?
+        public var measurements: [Measurement]?
+    }
+
+    /// One measurement of a metric; the job provider records `job-name` in its metadata.
+    public struct Measurement: Codable, Sendable, Equatable {
+        public var phase: String?
+        public var message: String?
+        public var metadata: [String: String]?
     }
 }
 

@@ -4,13 +4,15 @@
 // listed here or two plugins share an id.
 import AgentReliability
 import EKSKarpenterInstall
+import GitOpsMaster
 import HetznerMatrix
 import KhPluginAPI
 
 var installedPlugins: [any KhPlugin.Type] {
     [
-        AgentReliabilityPlugin.self,
-        EKSKarpenterInstallPlugin.self,
         HetznerMatrixPlugin.self,
+        GitOpsMasterPlugin.self,
+        EKSKarpenterInstallPlugin.self,
+        AgentReliabilityPlugin.self,
     ]
 }

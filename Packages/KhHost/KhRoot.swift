@@ -20,7 +20,7 @@ public struct KhRoot: AsyncParsableCommand {
             version: KhVersion.current,
             subcommands: [Plugins.self, Doctor.self, Completion.self],
             groupedSubcommands: PluginRegistry.plugins.map { plugin in
-                CommandGroup(name: "\(plugin.id) (\(plugin.summary))", subcommands: plugin.commands)
+                CommandGroup(name: plugin.id, subcommands: plugin.commands)
             })
     }
 

@@ -75,14 +75,14 @@ struct RegistryTests {
 
 @Suite("Help groups commands by plugin")
 struct HelpGroupingTests {
-    @Test("each plugin's commands appear under a heading with its id and summary")
+    @Test("each plugin's commands appear under a heading with its id")
     func grouped() throws {
         try PluginRegistry.install([AlphaPlugin.self])
         let configuration = KhRoot.makeConfiguration()
-        #expect(configuration.groupedSubcommands.map(\.name) == ["alpha (first fixture)"])
+        #expect(configuration.groupedSubcommands.map(\.name) == ["alpha"])
         #expect(configuration.ungroupedSubcommands.map { $0._commandName } == ["plugins", "doctor", "completion"])
         let help = KhRoot.helpMessage(columns: 100)
-        let heading = try #require(help.range(of: "ALPHA (FIRST FIXTURE)") ?? help.range(of: "alpha (first fixture)"))
+        let heading = try #require(help.range(of: "ALPHA SUBCOMMANDS:"))
         let fixture = try #require(help.range(of: "fixture                 A fixture command."))
         #expect(heading.upperBound < fixture.lowerBound)
         #expect(KhMain.suggestion("fixtur", among: configuration.subcommands.map { $0._commandName }) == "fixture")

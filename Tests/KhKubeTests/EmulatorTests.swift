@@ -135,8 +135,11 @@ struct EmulatorTests {
         // Label and field selectors are applied by the server.
         let pre = try await kubectl.list(Stage.self, in: .named("kargo-demo"), labelSelector: "tier=pre")
         #expect(Set(pre.map(\.metadata.name)) == ["test", "uat"])
-        let byName = try await kubectl.list(Stage.self, in: .all, fieldSelector: "metadata.name=prod")
+        // (Other suites share the emulator and may have stages named prod elsewhere: this
+        // namespace has exactly one.)
+        let byName = try await kubectl.list(Stage.self, in: .named("kargo-demo"), fieldSelector: "metadata.name=prod")
         #expect(byName.map(\.metadata.name) == ["prod"])
+        #expect(try await kubectl.list(Stage.self, in: .all, fieldSelector: "metadata.name=prod").allSatisfy { $0.metadata.name == "prod" })
         let running = try await kubectl.list(Pod.self, in: .all, fieldSelector: "status.phase=Running")
         #expect(running.contains { $0.metadata.name == "kargo-controller-5d4f8b7c9-x2x7q" })
 

@@ -87,5 +87,9 @@ struct ClusterAuditTests {
         let config = try work.write("kh.yaml", "reliability:\n  kubeconfig: \(kubeconfig)\n  kube_timeout: 20s\n")
         let outcome = try await KhBinary.run(["reliability", "audit", "--config", config, "--evidence-dir", work.path + "/runs"], in: work.path)
         #expect(outcome.code == 4, "\(outcome.stderr)")
+
+        let missing = try work.write("missing.yaml", "reliability:\n  kubectl: /nonexistent/kubectl\n")
+        let blocked = try await KhBinary.run(["reliability", "audit", "--config", missing, "--evidence-dir", work.path + "/runs"], in: work.path)
+        #expect(blocked.code == 3, "kubectl missing is exit 3: \(blocked.stderr)")
     }
 }

@@ -1,6 +1,7 @@
 import AgentReliability
 import Foundation
 import KhCore
+import KhProcess
 import KhTestSupport
 import Testing
 
@@ -137,6 +138,41 @@ struct ExecTests {
         let sentinel = try Self.sentinel(dir.path + "/s.json")
         #expect(sentinel.reason == .interrupted && sentinel.exitCode == 130)
         #expect(ProcTable.matching(marker).isEmpty)
+    }
+
+    @Test("output is streamed: a line reaches kh's stdout while the child is still running")
+    func streamed() async throws {
+        let dir = TemporaryDirectory("kh-exec-stream")
+        let marker = uniqueMarker()
+        let (lines, continuation) = AsyncStream.makeStream(of: String.self)
+        let run = Task {
+            defer { continuation.finish() }
+            return try await LocalRunner().run(
+                Command(
+                    BuiltProducts.kh,
+                    [
+                        "reliability", "exec", "--deadline", "20s", "--kill-grace", "1s", "--sentinel", "s.json", "--", "sh", "-c",
+                        "echo ready; exec sleep \(marker)",
+                    ],
+                    workingDirectory: dir.path),
+                options: RunOptions(timeout: .seconds(60), onLine: { if $0.stream == .stdout { continuation.yield($0.text) } }))
+        }
+        // The child (sh, then the sleep it execs); kh's own command line carries the marker too.
+        func comm(_ pid: pid_t) -> String { (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? "" }
+        func child() -> [pid_t] { ProcTable.matching(marker).filter { !comm($0).hasPrefix("kh") } }
+        func sleeps() -> [pid_t] { child().filter { comm($0).hasPrefix("sleep") } }
+        var sawWhileRunning = false
+        for await line in lines where line == "ready" {
+            sawWhileRunning = !child().isEmpty
+            break
+        }
+        try await eventually("the child's sleep") { !sleeps().isEmpty }
+        #expect(sawWhileRunning, "the line arrived only after the child had ended")
+        // End the child early: kill its sleep; kh reports the signal.
+        for pid in sleeps() { kill(pid, SIGKILL) }
+        let result = try await run.value
+        #expect(result.exitCode == 128 + SIGKILL)
+        #expect(try Self.sentinel(dir.path + "/s.json").reason == .signaled)
     }
 
     @Test("usage errors: no command, a zero deadline")

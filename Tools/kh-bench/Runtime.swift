@@ -6,4 +6,6 @@ struct RuntimeBenchmark: Sendable {
     var run: @Sendable () async -> [Row]
 }
 
-let runtimeBenchmarks: [RuntimeBenchmark] = [gitBenchmark, sshBenchmark, httpBenchmark, hcloudBenchmark, stabilizeBenchmark]
+let runtimeBenchmarks: [RuntimeBenchmark] = [
+    gitBenchmark, sshBenchmark, httpBenchmark, hcloudBenchmark, stabilizeBenchmark, reliabilityBenchmark,
+]

@@ -1,5 +1,5 @@
-// The runtime benchmarks of issue 3. Each lives in its own file (GitBench.swift,
-// SSHBench.swift, HTTPBench.swift) and is listed here.
+// The benchmarks of the runtime and the plugins, after start-up and streaming (main.swift).
+// Each lives in its own file (<Name>Bench.swift) and is listed here, in the order they run.
 
 struct RuntimeBenchmark: Sendable {
     var name: String

@@ -77,6 +77,12 @@ struct CleanCommandTests {
         // A live process whose working folder is s3's state folder holds that state.
         let holder = try Background(["/bin/sleep", "600"], cwd: scenarios + "/s3-k3s-held")
         defer { holder.stop() }
+        // And one whose open file descriptor is that state's lock file (working folder elsewhere).
+        let heldByFD = try dir.write("harness/scenarios_v3/s4-fd/.terraform.tfstate.lock.info", #"{"ID":"fd"}"#)
+        let fdHolder = try Background(["/bin/bash", "-c", "exec 3<\"$0\"; exec /bin/sleep 600", heldByFD], cwd: dir.path)
+        defer { fdHolder.stop() }
+        let heldFD = scenarios + "/s4-fd/.terraform.tfstate.lock.info"
+        #expect(eventually(10) { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(fdHolder.pid)/fd"))?.contains("3") == true })
         let kh = KhBinary(testbed: testbed, extra: ["HCLOUD_TOKEN": emulator.token])
         try await emulator.clearRequestLog()
 
@@ -96,6 +102,7 @@ struct CleanCommandTests {
         #expect(!out.contains("other-s1-k3s-basic-control-0") && !out.contains("khv3-unrelated"))
         #expect(out.contains("would remove stale lock \(stale)"))
         #expect(out.contains("kept lock held by a live process: \(held) (pid \(holder.pid))"))
+        #expect(out.contains("kept lock held by a live process: \(heldFD) (pid \(fdHolder.pid))"), "\(out)")
         #expect(out.contains("destroy s1-k3s-basic: would run terraform destroy"))
         #expect(!out.contains(emulator.token) && !dry.stderrText.contains(emulator.token))
         // Nothing was deleted or detached: only GETs reached the API.
@@ -131,7 +138,7 @@ struct CleanCommandTests {
         #expect(yes.stdoutText.contains("removed stale lock \(stale)"))
         #expect(yes.stdoutText.contains("kept lock held by a live process: \(held)"))
         #expect(!FileManager.default.fileExists(atPath: stale))
-        #expect(FileManager.default.fileExists(atPath: held))
+        #expect(FileManager.default.fileExists(atPath: held) && FileManager.default.fileExists(atPath: heldFD))
         #expect(!FileManager.default.fileExists(atPath: lockPath), "the stale run lock was neither replaced nor released")
         #expect(Proc.isAlive(holder.pid))
         // terraform destroy ran for the scenario with state.

@@ -236,7 +236,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HetznerMatrixTests",
-            dependencies: ["HetznerMatrix", "KhCore", "KhProcess", "KhPluginAPI", "KhGit", "KhSSH", "KhTestSupport"],
+            dependencies: ["HetznerMatrix", "KhCore", "KhProcess", "KhPluginAPI", "KhGit", "KhSSH", "KhHTTP", "KhTestSupport"],
             path: "Tests/HetznerMatrixTests",
             swiftSettings: strict
         ),

@@ -262,3 +262,51 @@ final class Pipeline: Sendable {
     static func generated(_ stage: String, _ freight: String) -> String { "\(stage).01j9z3k4m5n6p7q8r9s0t1v2w3.\(freight.prefix(7))" }
 }
 
+
+/// The Kargo API emulation (Tools/testbed/kargo-emulator), started by the test on a free
+/// port and stopped by its PID.
+final class KargoEmulator: Sendable {
+    let pid: Int32
+    let url: URL
+    let token: String
+    let dir = TemporaryDirectory()
+
+    init(version: String, testbed: Testbed) async throws {
+        token = UUID().uuidString + UUID().uuidString
+        let tokenFile = try dir.write("token", token)
+        let portFile = dir.path + "/port"
+        let args = [
+            "python3", "-B", BuiltProducts.repositoryRoot + "/Tools/testbed/kargo-emulator/server.py", "--port-file", portFile, "--version", version,
+            "--token-file", tokenFile, "--kube-server", try testbed.require("KH_TESTBED_KUBE_SERVER"), "--kube-ca", try testbed.require("KH_TESTBED_KUBE_CA"),
+            "--kube-token-file", try testbed.require("KH_TESTBED_DIR") + "/kube/token",
+        ]
+        // A session of its own (setsid), so it outlives the shell that starts it; stopped by PID in deinit.
+        let script = "setsid " + Shell.join(args) + " </dev/null >" + Shell.quote(dir.path + "/server.log") + " 2>&1 & echo $!"
+        let started = try await LocalRunner().run(Command("/bin/sh", ["-c", script]), options: RunOptions(timeout: .seconds(10), killLeftovers: false))
+        guard let pid = Int32(started.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw KhError.external("cannot start the Kargo emulator: \(started.stderrText)")
+        }
+        self.pid = pid
+        var port: String?
+        for _ in 0..<300 {
+            if let text = try? String(contentsOfFile: portFile, encoding: .utf8), !text.isEmpty {
+                port = text
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        guard let port else {
+            kill(pid, SIGTERM)
+            throw KhError.external("the Kargo emulator did not start within 15 s: \((try? dir.read("server.log")) ?? "")")
+        }
+        url = URL(string: "http://127.0.0.1:\(port)")!
+    }
+
+    deinit { kill(pid, SIGTERM) }
+
+    func api(_ configure: (inout KargoAPIConfig) -> Void = { _ in }, token: String? = nil) -> KargoAPI {
+        var config = KargoAPIConfig()
+        configure(&config)
+        return KargoAPI(baseURL: url, config: config, token: token ?? self.token, http: HTTPClient(configuration: .init(timeout: .seconds(10))), runner: LocalRunner())
+    }
+}

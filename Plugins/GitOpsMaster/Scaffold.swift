@@ -216,8 +216,10 @@ public enum Linter {
         for (source, stage) in stages {
             let stageName = stage["metadata"]?["name"]?.stringValue ?? "?"
             let object = "\(source): Stage/\(stageName)"
-            if case .array(let requested)? = stage["spec"]?["requestedFreight"], !requested.isEmpty {} else {
-                findings.append(LintFinding(rule: "S2.1", object: object, message: "no requestedFreight: the stage has no dependency", severity: .fail))
+            if case .array(let requested)? = stage["spec"]?["requestedFreight"], !requested.isEmpty {
+            } else {
+                findings.append(
+                    LintFinding(rule: "S2.1", object: object, message: "no requestedFreight: the stage has no dependency", severity: .fail))
             }
             var steps: [JSONValue] = []
             if case .array(let s)? = stage["spec"]?["promotionTemplate"]?["spec"]?["steps"] { steps = s }
@@ -233,14 +235,17 @@ public enum Linter {
                     findings.append(
                         LintFinding(
                             rule: "S2.3 / anti-pattern", object: object,
-                            message: "argocd-update step \(index + 1) has no retry config: WILL FAIL on transient errors (add retry: {timeout: 10m, errorThreshold: 3})",
+                            message:
+                                "argocd-update step \(index + 1) has no retry config: WILL FAIL on transient errors (add retry: {timeout: 10m, errorThreshold: 3})",
                             severity: .fail))
                 }
             }
             if case .array(let refs)? = stage["spec"]?["verification"]?["analysisTemplates"], !refs.isEmpty {
                 for ref in refs {
                     if let n = ref["name"]?.stringValue, !templates.isEmpty || !objects.isEmpty, !templates.contains(n) {
-                        findings.append(LintFinding(rule: "S2.6", object: object, message: "AnalysisTemplate \(n) is referenced but not defined", severity: .fail))
+                        findings.append(
+                            LintFinding(rule: "S2.6", object: object, message: "AnalysisTemplate \(n) is referenced but not defined", severity: .fail)
+                        )
                     }
                 }
             } else if stageName != foundation {
@@ -249,7 +254,9 @@ public enum Linter {
         }
         if !stages.isEmpty && !serviceAccounts.contains(serviceAccount) {
             findings.append(
-                LintFinding(rule: "S2.7", object: "ServiceAccount/\(serviceAccount)", message: "no verification ServiceAccount (and RBAC) for verification Jobs", severity: .warn))
+                LintFinding(
+                    rule: "S2.7", object: "ServiceAccount/\(serviceAccount)",
+                    message: "no verification ServiceAccount (and RBAC) for verification Jobs", severity: .warn))
         }
         // Applications and ApplicationSet templates.
         for (source, o) in objects {
@@ -274,7 +281,8 @@ public enum Linter {
             if kind == "ApplicationSet" && annotation == nil && controlledApps.isEmpty {
                 findings.append(
                     LintFinding(
-                        rule: "S2.5", object: "\(source): \(name(o))", message: "template has no kargo.akuity.io/authorized-stage annotation", severity: .warn))
+                        rule: "S2.5", object: "\(source): \(name(o))", message: "template has no kargo.akuity.io/authorized-stage annotation",
+                        severity: .warn))
             }
             if controlled, app["spec"]?["syncPolicy"]?["automated"] != nil {
                 findings.append(
@@ -291,7 +299,8 @@ public enum Linter {
                 findings.append(
                     LintFinding(
                         rule: "anti-pattern", object: "\(source): Promotion/\(n)",
-                        message: "Promotion created via kubectl (Gotcha 1): use the Kargo UI, CLI, API (kh gitops promote) or auto-promotion", severity: .fail))
+                        message: "Promotion created via kubectl (Gotcha 1): use the Kargo UI, CLI, API (kh gitops promote) or auto-promotion",
+                        severity: .fail))
             }
         }
         return findings

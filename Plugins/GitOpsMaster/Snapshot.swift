@@ -187,6 +187,8 @@ public enum Verification {
     public static func runs(of stage: Stage, in runs: [AnalysisRun]) -> [AnalysisRun] {
         let named = Set((stage.status?.freightHistory ?? []).flatMap { ($0.verificationHistory ?? []).compactMap { $0.analysisRun?.name } })
         return runs.filter { $0.metadata.labels?["kargo.akuity.io/stage"] == stage.metadata.name || named.contains($0.metadata.name) }
-            .sorted { ($0.metadata.creationTimestamp ?? .distantPast, $0.metadata.name) < ($1.metadata.creationTimestamp ?? .distantPast, $1.metadata.name) }
+            .sorted {
+                ($0.metadata.creationTimestamp ?? .distantPast, $0.metadata.name) < ($1.metadata.creationTimestamp ?? .distantPast, $1.metadata.name)
+            }
     }
 }

@@ -28,7 +28,8 @@ struct OperationsTests {
             p.promotion("manual-promo", stage: "prod", freight: Self.f1, phase: "Errored"),
             p.app("web-test"),
         ])
-        try await p.kubectl.patch(ArgoApplication.resource, name: "web-test", namespace: p.env.argocdNamespace, #"{"operation":{"sync":{"revision":"main"}}}"#)
+        try await p.kubectl.patch(
+            ArgoApplication.resource, name: "web-test", namespace: p.env.argocdNamespace, #"{"operation":{"sync":{"revision":"main"}}}"#)
         let cluster = p.cluster()
         func fix(_ pattern: FixPattern, _ params: FixParameters) async throws -> FixResult {
             let plan = try await FixRunner.prepare(pattern, params, cluster: cluster)
@@ -37,7 +38,9 @@ struct OperationsTests {
         let now = Date()
         let refreshed = try await fix(.refreshStage, FixParameters(stage: "test", now: now))
         #expect(refreshed.verified && refreshed.plan.risk == .low)
-        #expect(try await p.kubectl.get(Stage.self, name: "test", namespace: p.ns).metadata.annotations?["kargo.akuity.io/refresh"] == String(Int64(now.timeIntervalSince1970)))
+        #expect(
+            try await p.kubectl.get(Stage.self, name: "test", namespace: p.ns).metadata.annotations?["kargo.akuity.io/refresh"]
+                == String(Int64(now.timeIntervalSince1970)))
         #expect(try await fix(.refreshWarehouse, FixParameters(warehouse: "platform", now: now)).verified)
 
         var retry = FixParameters(stage: "test")
@@ -101,7 +104,9 @@ struct OperationsTests {
         var env = p.env
         env.warehouse = "platform"
         let docs = Scaffold.documents(
-            Scaffold.Request(stage: "monitoring", upstream: ["operators"], apps: ["kube-prometheus-stack"], appType: .heavy, appNamespace: p.env.monitoringNamespace),
+            Scaffold.Request(
+                stage: "monitoring", upstream: ["operators"], apps: ["kube-prometheus-stack"], appType: .heavy,
+                appNamespace: p.env.monitoringNamespace),
             env: env, serviceAccount: "kargo-verification-\(p.id)")
         let dir = TemporaryDirectory()
         for (name, yaml) in docs {
@@ -115,7 +120,8 @@ struct OperationsTests {
         let retry = stage.spec?.promotionTemplate?.spec?.steps?.first?.retry
         #expect(retry?.timeout == "10m" && retry?.errorThreshold == 3)
         #expect(stage.upstreamStages == ["operators"] && stage.argocdApps.map(\.name) == ["kube-prometheus-stack"])
-        #expect(try await p.kubectl.get(AnalysisTemplate.self, name: "monitoring-health", namespace: p.ns).spec?.metrics?.first?.name == "pods-running")
+        #expect(
+            try await p.kubectl.get(AnalysisTemplate.self, name: "monitoring-health", namespace: p.ns).spec?.metrics?.first?.name == "pods-running")
         let findings = Linter.lint(try Linter.load(directory: dir.path), foundation: "foundation", serviceAccount: "kargo-verification-\(p.id)")
         #expect(findings.filter { $0.severity == .fail }.isEmpty, "\(findings)")
     }
@@ -173,10 +179,14 @@ struct OperationsTests {
             """
         let file = try RunbookConfig.parse(text, path: ".gitops-config.yaml")
         let env = try EnvironmentLoader.resolve(file: file, path: ".gitops-config.yaml", discovery: nil)
-        #expect(env.sshCommand == "MISE_ENV=test mise run server:ssh" && env.kargoNamespace == "kargo-my-project-test" && env.kargoProject == "my-project")
+        #expect(
+            env.sshCommand == "MISE_ENV=test mise run server:ssh" && env.kargoNamespace == "kargo-my-project-test" && env.kargoProject == "my-project"
+        )
         #expect(env.domain == "example.com" && env.warehouse == "platform-apps" && env.appNamespace == "my-app-test")
         #expect(try RunbookConfig.parse(file.render(), path: "x") == file)
-        let bad = #expect(throws: ConfigError.self) { _ = try RunbookConfig.parse("kargo_namespace: a\nargocd_namepsace: b\n", path: "/w/.gitops-config.yaml") }
+        let bad = #expect(throws: ConfigError.self) {
+            _ = try RunbookConfig.parse("kargo_namespace: a\nargocd_namepsace: b\n", path: "/w/.gitops-config.yaml")
+        }
         #expect(bad?.line == 2 && bad?.field == "argocd_namepsace" && bad?.problem.contains("argocd_namespace") == true, "\(String(describing: bad))")
         let list = #expect(throws: ConfigError.self) { _ = try RunbookConfig.parse("domain: [a, b]\n", path: "f") }
         #expect(list?.problem.contains("expected a string") == true)
@@ -191,10 +201,13 @@ struct OperationsTests {
         found.warehouses = ["platform"]
         let discovered = try EnvironmentLoader.resolve(file: nil, path: "f", discovery: found)
         #expect(discovered.kargoNamespace == "kargo-a" && discovered.kargoProject == "kargo-a" && discovered.warehouse == "platform")
-        #expect(discovered.kargoControllerNamespace == "kargo" && discovered.argocdControllerNamespace == "argocd" && discovered.source == "discovered")
+        #expect(
+            discovered.kargoControllerNamespace == "kargo" && discovered.argocdControllerNamespace == "argocd" && discovered.source == "discovered")
     }
 
-    @Test("discover against the emulated API through the ssh_command prefix (a local wrapper), and the kh binary exits 2 with the template when nothing is found")
+    @Test(
+        "discover against the emulated API through the ssh_command prefix (a local wrapper), and the kh binary exits 2 with the template when nothing is found"
+    )
     func discovery() async throws {
         let p = try await Pipeline()
         try await p.upsert([

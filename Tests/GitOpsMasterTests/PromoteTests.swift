@@ -37,16 +37,19 @@ struct PromoteTests {
         let finished = Timestamp.iso8601(Date())
         let status: JSONValue = ["status": ["phase": .string(final), "message": .string(message ?? ""), "finishedAt": .string(finished)]]
         try await p.kubectl.patch(
-            Promotion.resource, name: promotion, namespace: ns, String(decoding: try KhJSON.encoder().encode(status), as: UTF8.self), subresource: "status")
+            Promotion.resource, name: promotion, namespace: ns, String(decoding: try KhJSON.encoder().encode(status), as: UTF8.self),
+            subresource: "status")
         guard final == "Succeeded" else { return }
         // Argo CD syncs (Applications have no status subresource: their status is patched like any field).
         let synced = p.app(app, opPhase: "Succeeded", finishedAt: finished, reconciledAt: Timestamp.iso8601(Date().addingTimeInterval(1)))
         let patch: JSONValue = ["status": synced["status"]!]
         try await p.kubectl.patch(
-            ArgoApplication.resource, name: app, namespace: p.env.argocdNamespace, String(decoding: try KhJSON.encoder().encode(patch), as: UTF8.self))
+            ArgoApplication.resource, name: app, namespace: p.env.argocdNamespace, String(decoding: try KhJSON.encoder().encode(patch), as: UTF8.self)
+        )
         try await Task.sleep(for: .milliseconds(600))
         try await p.upsert([
-            p.stage(stage, upstream: ["test"], apps: [app], conditions: P.verified,
+            p.stage(
+                stage, upstream: ["test"], apps: [app], conditions: P.verified,
                 lastPromotion: ["name": .string(promotion), "status": ["phase": "Succeeded"]], freightHistory: p.history(Self.f1))
         ])
     }
@@ -104,7 +107,8 @@ struct PromoteTests {
                     #"{"status":{"phase":"\#(final)","message":"step argocd-update: sync failed"}}"#, subresource: "status")
             }
             let outcome = try await Promoter.wait(
-                cluster: cluster, promotion: promotion.metadata.name, stage: "uat", freight: Self.f1, timeout: .seconds(20), interval: .milliseconds(200),
+                cluster: cluster, promotion: promotion.metadata.name, stage: "uat", freight: Self.f1, timeout: .seconds(20),
+                interval: .milliseconds(200),
                 clock: .live, progress: { _ in })
             try await controller.value
             #expect(!outcome.succeeded && outcome.promotionPhase == final && outcome.failure?.contains("sync failed") == true, "\(outcome)")
@@ -121,13 +125,16 @@ struct PromoteTests {
             let unavailable = await #expect(throws: KargoAPIError.self) {
                 _ = try await api.promote(project: p.env.kargoProject, stage: "uat", freight: Self.f2, alias: nil, channel: channel)
             }
-            #expect(unavailable?.status == 400 && unavailable?.detail.contains("is not available to Stage \"uat\"") == true, "\(String(describing: unavailable))")
+            #expect(
+                unavailable?.status == 400 && unavailable?.detail.contains("is not available to Stage \"uat\"") == true,
+                "\(String(describing: unavailable))")
             let missing = await #expect(throws: KargoAPIError.self) {
                 _ = try await api.promote(project: p.env.kargoProject, stage: "uat", freight: nil, alias: "no-such", channel: channel)
             }
             #expect(missing?.status == 404 && missing?.detail.contains("alias \"no-such\" not found") == true)
             let denied = await #expect(throws: KargoAPIError.self) {
-                _ = try await kargo.api(token: "wrong").promote(project: p.env.kargoProject, stage: "uat", freight: Self.f1, alias: nil, channel: channel)
+                _ = try await kargo.api(token: "wrong").promote(
+                    project: p.env.kargoProject, stage: "uat", freight: Self.f1, alias: nil, channel: channel)
             }
             #expect(denied?.status == 401)
             #expect(try await p.kubectl.list(Promotion.self, in: .named(p.ns)).isEmpty)

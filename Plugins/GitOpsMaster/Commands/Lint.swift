@@ -43,7 +43,9 @@ extension Gitops {
                 try context.console.json(findings)
             } else {
                 for f in findings { context.console.result("\(f.severity.label) \(f.rule): \(f.object): \(f.message)") }
-                context.console.result("\(objects.count) objects, \(findings.filter { $0.severity == .fail }.count) failures, \(findings.filter { $0.severity == .warn }.count) warnings")
+                context.console.result(
+                    "\(objects.count) objects, \(findings.filter { $0.severity == .fail }.count) failures, \(findings.filter { $0.severity == .warn }.count) warnings"
+                )
             }
             try Runtime.exit(findings.contains { $0.severity == .fail } ? .checkFailed : .success)
         }

@@ -24,7 +24,8 @@ extension Gitops.Setup {
         @Argument(help: "The new stage's name.") var name: String
         @Option(name: .long, help: "Upstream stage (repeatable; none: the warehouse directly).") var upstream: [String] = []
         @Option(name: .long, help: "An Argo CD app the stage promotes (repeatable; test with one first).") var app: [String] = []
-        @Option(name: .customLong("app-type"), help: "simple, medium, heavy or very-heavy (S4; default: guessed from the app names).") var appType: AppType?
+        @Option(name: .customLong("app-type"), help: "simple, medium, heavy or very-heavy (S4; default: guessed from the app names).") var appType:
+            AppType?
         @Option(name: .long, help: "Write the files into this directory (atomically) instead of stdout.") var out: String?
 
         func validate() throws {
@@ -39,7 +40,8 @@ extension Gitops.Setup {
             let context = runtime.context
             let cluster = try await runtime.cluster()
             // S1: architecture detection — the upstream stages must exist.
-            let stages = (try? await cluster.items(["get", Stage.resource, "-n", cluster.environment.kargoNamespace, "-o", "json"], as: Stage.self)) ?? []
+            let stages =
+                (try? await cluster.items(["get", Stage.resource, "-n", cluster.environment.kargoNamespace, "-o", "json"], as: Stage.self)) ?? []
             for up in upstream where !stages.contains(where: { $0.metadata.name == up }) {
                 context.console.warning("upstream stage \(up) does not exist in \(cluster.environment.kargoNamespace) yet")
             }

@@ -296,7 +296,7 @@ struct DiagnoseTests {
         let start = Date()
         let snapshot = await Gatherer.gather(cluster)
         #expect(Date().timeIntervalSince(start) < 15)
-        #expect(snapshot.answered("1-kargo-state") && !snapshot.answered("6-controller-logs"))
-        #expect(snapshot.groups.first { $0.name == "6-controller-logs" }?.error?.contains("3") == true)
+        #expect(snapshot.answered("1-kargo-state") && !snapshot.answered("5-controller-logs"))
+        #expect(snapshot.groups.first { $0.name == "5-controller-logs" }?.error?.contains("3") == true)
     }
 }

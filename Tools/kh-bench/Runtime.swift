@@ -6,4 +6,4 @@ struct RuntimeBenchmark: Sendable {
     var run: @Sendable () async -> [Row]
 }
 
-let runtimeBenchmarks: [RuntimeBenchmark] = [gitBenchmark, sshBenchmark, httpBenchmark]
+let runtimeBenchmarks: [RuntimeBenchmark] = [gitBenchmark, sshBenchmark, httpBenchmark, gitopsBenchmark]

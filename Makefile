@@ -127,3 +127,12 @@ deps-eks:
 deps: deps-hcloud
 deps-hcloud:
 	@bash Tools/scripts/install-deps.sh hcloud-cli libvirt-dev pkg-config python3-venv
+
+# --- gitops-master: kh gitops tests -------------------------------------------
+# The tests run real kubectl against the testbed's kube emulator and start the Kargo API
+# emulation (Tools/testbed/kargo-emulator/server.py, Python standard library only) themselves,
+# on a free port, stopped by PID. Nothing to install beyond python3 and the testbed.
+.PHONY: deps-gitops
+deps: deps-gitops
+deps-gitops:
+	@command -v python3 >/dev/null 2>&1 || bash Tools/scripts/install-deps.sh python3

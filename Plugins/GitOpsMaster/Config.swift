@@ -427,7 +427,8 @@ public struct RunbookConfig: Sendable, Equatable, Codable {
             if value.null != nil { continue }
             guard case .scalar(let scalar) = value else {
                 throw ConfigError(
-                    file: path, line: value.mark?.line, column: value.mark?.column, field: name, problem: "expected a string, found a \(value.kindName)")
+                    file: path, line: value.mark?.line, column: value.mark?.column, field: name,
+                    problem: "expected a string, found a \(value.kindName)")
             }
             let trimmed = scalar.string.trimmingCharacters(in: .whitespaces)
             config[name] = trimmed.isEmpty ? nil : trimmed

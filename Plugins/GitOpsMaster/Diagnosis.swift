@@ -229,36 +229,45 @@ public struct Diagnoser: Sendable {
         }
 
         // Step 3: controller logs decide when step 2 could not, and add evidence always.
-        controllerLogs(stage, &d, decide: d.branch.hasPrefix("other") || d.branch == "no-reason" || d.branch == "ActivePromotion/stuck"
-            || d.branch == "NoFreight/freight-exists")
+        controllerLogs(
+            stage, &d,
+            decide: d.branch.hasPrefix("other") || d.branch == "no-reason" || d.branch == "ActivePromotion/stuck"
+                || d.branch == "NoFreight/freight-exists")
 
         // Controller health (D1 group 3) as evidence.
         let notRunning = snapshot.kargoPods.filter { !$0.isReady }
         if snapshot.answered("3-controller-health") && (snapshot.kargoPods.isEmpty || !notRunning.isEmpty) {
             d.evidence.append(
                 "\(show(["get", "pods", "-n", env.kargoControllerNamespace, "-l", "app.kubernetes.io/name=kargo"])): "
-                    + (snapshot.kargoPods.isEmpty ? "no Kargo controller pod" : "not ready: \(notRunning.map(\.metadata.name).joined(separator: ", "))"))
+                    + (snapshot.kargoPods.isEmpty
+                        ? "no Kargo controller pod" : "not ready: \(notRunning.map(\.metadata.name).joined(separator: ", "))"))
         }
         if d.fixPattern == nil && d.fix.isEmpty { setFix(&d, .refreshStage, stage: name) }
         return d
     }
 
-    func setFix(_ d: inout Diagnosis, _ pattern: FixPattern, stage: String, extra: [FixStep] = [], app: String? = nil, freight: String? = nil,
-        resources: [(group: String, resource: String)] = [])
-    {
+    func setFix(
+        _ d: inout Diagnosis, _ pattern: FixPattern, stage: String, extra: [FixStep] = [], app: String? = nil, freight: String? = nil,
+        resources: [(group: String, resource: String)] = []
+    ) {
         d.fixPattern = pattern
         d.risk = max(d.risk, pattern.risk)
         var params = FixParameters(stage: stage, warehouse: warehouse(forStage: stage), app: app, freight: freight, now: now)
         params.rbacResources = resources
         params.stageObject = snapshot.stages.first { $0.metadata.name == stage }
         params.clusterRole = nil
-        let kh = "kh gitops fix \(pattern.rawValue)" + (pattern.needsStage ? " \(stage)" : "") + (app.map { " --app \($0)" } ?? "")
-            + (freight.map { " --freight \($0)" } ?? "") + resources.map { " --resource \($0.resource)\($0.group.isEmpty ? "" : ".\($0.group)")" }.joined()
+        let kh =
+            "kh gitops fix \(pattern.rawValue)" + (pattern.needsStage ? " \(stage)" : "") + (app.map { " --app \($0)" } ?? "")
+            + (freight.map { " --freight \($0)" } ?? "")
+            + resources.map { " --resource \($0.resource)\($0.group.isEmpty ? "" : ".\($0.group)")" }.joined()
         if let plan = try? FixPlanner.plan(pattern, params, cluster: cluster) {
             d.fix = extra
             if let manual = plan.manual { d.fix.append(FixStep(action: manual, command: nil)) }
             for command in plan.commands {
-                d.fix.append(FixStep(action: "\(pattern.problem): \(command.display)" + (command.manifest != nil ? " (manifest: `\(kh) --dry-run`)" : ""), command: command.display))
+                d.fix.append(
+                    FixStep(
+                        action: "\(pattern.problem): \(command.display)" + (command.manifest != nil ? " (manifest: `\(kh) --dry-run`)" : ""),
+                        command: command.display))
             }
             d.fix[d.fix.isEmpty ? 0 : d.fix.count - 1].action += "  [or: \(kh)]"
             d.verification = plan.verification.display
@@ -283,7 +292,8 @@ public struct Diagnoser: Sendable {
             return
         }
         d.evidence.append(
-            "\(show(["get", "stage", name, "-n", ns, "-o", "jsonpath={.status.lastPromotion.name}"])): \(last.name) (\(last.status?.phase ?? "no phase"))")
+            "\(show(["get", "stage", name, "-n", ns, "-o", "jsonpath={.status.lastPromotion.name}"])): \(last.name) (\(last.status?.phase ?? "no phase"))"
+        )
         if !PromotionNames.isGenerated(last.name, stage: name) {
             d.branch = "\(via)/manual-promotion"
             d.rootCause = "lastPromotion \(last.name) has a non-generated name (created via kubectl): it poisons the stage state machine"
@@ -316,7 +326,11 @@ public struct Diagnoser: Sendable {
             d.rootCause = "Promotion \(last.name) errored: \(message.isEmpty ? "no message recorded" : message)"
             setFix(
                 &d, .refreshWarehouse, stage: name,
-                extra: [FixStep(action: "Fix the root cause above in git, then push a commit that changes files (an empty commit makes no freight, Gotcha 5)", command: nil)])
+                extra: [
+                    FixStep(
+                        action: "Fix the root cause above in git, then push a commit that changes files (an empty commit makes no freight, Gotcha 5)",
+                        command: nil)
+                ])
         }
     }
 
@@ -327,7 +341,10 @@ public struct Diagnoser: Sendable {
         var stale: [ArgoApplication] = []
         for app in apps {
             let op = app.status?.operationState
-            let opArgs = ["get", "app", app.metadata.name, "-n", app.metadata.namespace ?? env.argocdNamespace, "-o", "jsonpath={.status.operationState.finishedAt}"]
+            let opArgs = [
+                "get", "app", app.metadata.name, "-n", app.metadata.namespace ?? env.argocdNamespace, "-o",
+                "jsonpath={.status.operationState.finishedAt}",
+            ]
             d.evidence.append(
                 "\(show(opArgs)): \(stamp(op?.finishedAt)) (phase \(op?.phase ?? "none"), reconciledAt \(stamp(app.status?.reconciledAt)), sync \(app.status?.sync?.status ?? "?"), health \(app.status?.health?.status ?? "?"))"
             )
@@ -349,11 +366,14 @@ public struct Diagnoser: Sendable {
             } else {
                 setFix(
                     &d, .refreshWarehouse, stage: name,
-                    extra: [FixStep(action: "Fix the failing manifests of \(app.metadata.name) in git and push a commit that changes files", command: nil)])
+                    extra: [
+                        FixStep(action: "Fix the failing manifests of \(app.metadata.name) in git and push a commit that changes files", command: nil)
+                    ])
             }
         } else if !stale.isEmpty {
             d.branch = "\(via)/sync-tasks-failed-stale"
-            d.rootCause = "The promotion errored on a sync failure that is stale: \(stale.map(\.metadata.name).joined(separator: ", ")) reconciled after it finished and is Synced+Healthy now"
+            d.rootCause =
+                "The promotion errored on a sync failure that is stale: \(stale.map(\.metadata.name).joined(separator: ", ")) reconciled after it finished and is Synced+Healthy now"
             let promote = "kh gitops promote --stage \(name)" + (freight.map { " --freight \($0)" } ?? " --latest") + " --wait"
             d.fixPattern = nil
             d.risk = .medium
@@ -368,7 +388,9 @@ public struct Diagnoser: Sendable {
     func noFreight(_ stage: Stage, _ d: inout Diagnosis) {
         let name = stage.metadata.name
         let history = stage.status?.freightHistory ?? []
-        d.evidence.append("\(show(["get", "stage", name, "-n", ns, "-o", "jsonpath={.status.freightHistory}"])): \(history.isEmpty ? "empty" : "\(history.count) entries")")
+        d.evidence.append(
+            "\(show(["get", "stage", name, "-n", ns, "-o", "jsonpath={.status.freightHistory}"])): \(history.isEmpty ? "empty" : "\(history.count) entries")"
+        )
         if !history.isEmpty {
             d.branch = "NoFreight/stale-history"
             lastPromotionErrored(stage, &d, via: "NoFreight/stale-history")
@@ -378,7 +400,8 @@ public struct Diagnoser: Sendable {
         let warehouses = stage.originWarehouses
         let freight = snapshot.freight.filter { f in warehouses.isEmpty || warehouses.contains(f.origin?.name ?? "") }
         d.evidence.append(
-            "\(show(["get", "freight", "-n", ns, "--sort-by=.metadata.creationTimestamp"])): \(freight.count) freight from \(warehouses.joined(separator: ", "))")
+            "\(show(["get", "freight", "-n", ns, "--sort-by=.metadata.creationTimestamp"])): \(freight.count) freight from \(warehouses.joined(separator: ", "))"
+        )
         if freight.isEmpty {
             d.branch = "NoFreight/no-freight"
             let warehouse = warehouses.first ?? env.warehouse ?? "?"
@@ -395,7 +418,8 @@ public struct Diagnoser: Sendable {
         } else {
             d.branch = "NoFreight/freight-exists"
             let latest = freight.last!
-            d.rootCause = "Freight exists (latest \(latest.displayName)) but was never promoted to \(name): the stage has no auto-promotion and needs a manual promotion"
+            d.rootCause =
+                "Freight exists (latest \(latest.displayName)) but was never promoted to \(name): the stage has no auto-promotion and needs a manual promotion"
             let promote = "kh gitops promote --stage \(name) --freight \(latest.metadata.name) --wait"
             d.fixPattern = nil
             d.risk = .medium
@@ -415,13 +439,15 @@ public struct Diagnoser: Sendable {
             d.evidence.append(
                 "\(show(["get", "analysistemplates", "-n", ns])): stage wants [\(templates.joined(separator: ", "))]"
                     + (missing.isEmpty ? "" : ", missing [\(missing.joined(separator: ", "))]"))
-            d.rootCause = "No AnalysisRun exists: the verification ServiceAccount or AnalysisTemplate is misconfigured"
+            d.rootCause =
+                "No AnalysisRun exists: the verification ServiceAccount or AnalysisTemplate is misconfigured"
                 + (missing.isEmpty ? "" : " (template \(missing.joined(separator: ", ")) not found)")
             d.risk = .medium
             d.fixPattern = nil
             d.fix = [
                 FixStep(
-                    action: "Create the AnalysisTemplate and verification ServiceAccount/RBAC: kh gitops setup stage \(name) --upstream <upstream> --app <app> (then apply)",
+                    action:
+                        "Create the AnalysisTemplate and verification ServiceAccount/RBAC: kh gitops setup stage \(name) --upstream <upstream> --app <app> (then apply)",
                     command: nil)
             ]
             d.verification = listRuns
@@ -462,7 +488,9 @@ public struct Diagnoser: Sendable {
             d.risk = .medium
             d.fixPattern = nil
             d.fix = [
-                FixStep(action: "Check the service, ingress and SSO the check calls: \(show(["get", "svc,ingress", "-n", appNS]))", command: show(["get", "svc,ingress", "-n", appNS]))
+                FixStep(
+                    action: "Check the service, ingress and SSO the check calls: \(show(["get", "svc,ingress", "-n", appNS]))",
+                    command: show(["get", "svc,ingress", "-n", appNS]))
             ]
             d.verification = listRuns
         } else {
@@ -473,7 +501,9 @@ public struct Diagnoser: Sendable {
             d.risk = .medium
             d.fixPattern = nil
             d.fix = [
-                FixStep(action: "Check the namespace and pod selectors the check uses: \(show(["get", "pods", "-n", appNS, "--show-labels"]))", command: show(["get", "pods", "-n", appNS, "--show-labels"]))
+                FixStep(
+                    action: "Check the namespace and pod selectors the check uses: \(show(["get", "pods", "-n", appNS, "--show-labels"]))",
+                    command: show(["get", "pods", "-n", appNS, "--show-labels"]))
             ]
             d.verification = listRuns
         }
@@ -484,7 +514,8 @@ public struct Diagnoser: Sendable {
         let current = stage.status?.currentPromotion?.name ?? stage.conditions.first("Promoting")?.message ?? "?"
         let promotion = promotion(named: current)
         // When the stage started promoting: the Promoting condition's transition, else the first step's start, else the object's creation.
-        let started = stage.conditions.first("Promoting")?.lastTransitionTime ?? promotion?.status?.stepExecutionMetadata?.first?.startedAt
+        let started =
+            stage.conditions.first("Promoting")?.lastTransitionTime ?? promotion?.status?.stepExecutionMetadata?.first?.startedAt
             ?? promotion?.metadata.creationTimestamp
         let age = started.map { now.timeIntervalSince($0) } ?? 0
         d.evidence.append(
@@ -492,7 +523,8 @@ public struct Diagnoser: Sendable {
         )
         if age > cluster.config.stuckPromotionAfter.duration.seconds {
             d.branch = "ActivePromotion/stuck"
-            d.rootCause = "Promotion \(current) has been running for \(Int(age / 60)) min (> \(Int(cluster.config.stuckPromotionAfter.duration.seconds / 60)) min): likely stuck"
+            d.rootCause =
+                "Promotion \(current) has been running for \(Int(age / 60)) min (> \(Int(cluster.config.stuckPromotionAfter.duration.seconds / 60)) min): likely stuck"
             d.risk = .medium
             setFix(&d, .refreshStage, stage: name)
         } else {
@@ -500,7 +532,9 @@ public struct Diagnoser: Sendable {
             d.rootCause = "A promotion is currently running (\(current), \(Int(age / 60)) min): wait for it"
             d.risk = .low
             d.fixPattern = nil
-            let watch = show(["get", "promotions", "-n", ns, "-l", "kargo.akuity.io/stage=\(name)", "--sort-by=.metadata.creationTimestamp", "-o", "wide"])
+            let watch = show([
+                "get", "promotions", "-n", ns, "-l", "kargo.akuity.io/stage=\(name)", "--sort-by=.metadata.creationTimestamp", "-o", "wide",
+            ])
             d.fix = [FixStep(action: "Wait; watch it with: \(watch)", command: watch)]
             d.verification = watch
         }
@@ -517,7 +551,8 @@ public struct Diagnoser: Sendable {
 
     /// The runbook's controller log messages.
     public static let logMessages = [
-        "Promotion already exists for Freight", "current Freight needs to be verified", "Stage has not passed health checks", "error reconciling Stage",
+        "Promotion already exists for Freight", "current Freight needs to be verified", "Stage has not passed health checks",
+        "error reconciling Stage",
     ]
 
     func logLines(for stage: String) -> [String] {
@@ -570,9 +605,15 @@ public struct Diagnoser: Sendable {
         } else if lines.contains(where: { $0.contains("Stage has not passed health checks") }) {
             d.branch = "controller-log/health-gate"
             let bad = apps(of: stage).filter { $0.status?.health?.status != "Healthy" }
-            d.rootCause = "Health gate is blocking verification: " + (bad.isEmpty ? "Kargo's health check has not passed" : "unhealthy apps \(bad.map { "\($0.metadata.name) (\($0.status?.health?.status ?? "?"))" }.joined(separator: ", "))")
+            d.rootCause =
+                "Health gate is blocking verification: "
+                + (bad.isEmpty
+                    ? "Kargo's health check has not passed"
+                    : "unhealthy apps \(bad.map { "\($0.metadata.name) (\($0.status?.health?.status ?? "?"))" }.joined(separator: ", "))")
             let appsCmd = show(["get", "applications", "-n", env.argocdNamespace])
-            d.evidence.append("\(appsCmd): \(bad.isEmpty ? "all apps Healthy" : bad.map { "\($0.metadata.name) \($0.status?.sync?.status ?? "?")/\($0.status?.health?.status ?? "?")" }.joined(separator: ", "))")
+            d.evidence.append(
+                "\(appsCmd): \(bad.isEmpty ? "all apps Healthy" : bad.map { "\($0.metadata.name) \($0.status?.sync?.status ?? "?")/\($0.status?.health?.status ?? "?")" }.joined(separator: ", "))"
+            )
             d.fixPattern = nil
             d.risk = .medium
             d.fix = [FixStep(action: "Check Argo CD app health for all apps in this stage: \(appsCmd)", command: appsCmd)]
@@ -625,7 +666,9 @@ public struct Diagnoser: Sendable {
             out.append(
                 GotchaFinding(
                     gotcha: 1, title: "Never create Promotions via kubectl",
-                    detail: "manually named promotions \(manual.joined(separator: ", ")): they don't set currentPromotion and break lexicographic sorting"))
+                    detail:
+                        "manually named promotions \(manual.joined(separator: ", ")): they don't set currentPromotion and break lexicographic sorting"
+                ))
         }
         let apps = apps(of: stage)
         for app in apps {
@@ -636,12 +679,16 @@ public struct Diagnoser: Sendable {
                     out.append(
                         GotchaFinding(
                             gotcha: 2, title: "Stale ArgoCD operationState",
-                            detail: "\(app.metadata.name): operationState \(phase) finished \(stamp(finished)) but reconciledAt \(stamp(app.status?.reconciledAt)) is later: current health \(app.status?.health?.status ?? "?") is what counts"))
+                            detail:
+                                "\(app.metadata.name): operationState \(phase) finished \(stamp(finished)) but reconciledAt \(stamp(app.status?.reconciledAt)) is later: current health \(app.status?.health?.status ?? "?") is what counts"
+                        ))
                 } else {
                     out.append(
                         GotchaFinding(
                             gotcha: 2, title: "Stale ArgoCD operationState",
-                            detail: "\(app.metadata.name): reconciledAt \(stamp(app.status?.reconciledAt)) is before the operation finished (\(stamp(finished))): health \(app.status?.health?.status ?? "?") is not to be trusted yet"))
+                            detail:
+                                "\(app.metadata.name): reconciledAt \(stamp(app.status?.reconciledAt)) is before the operation finished (\(stamp(finished))): health \(app.status?.health?.status ?? "?") is not to be trusted yet"
+                        ))
                 }
             }
             // 3: the 10-second health delay.
@@ -651,14 +698,18 @@ public struct Diagnoser: Sendable {
                 out.append(
                     GotchaFinding(
                         gotcha: 3, title: "10-Second Health Delay",
-                        detail: "\(app.metadata.name) finished syncing \(Int(now.timeIntervalSince(finished))) s ago: Kargo waits \(Int(cluster.config.healthDelay.duration.seconds)) s before trusting health"))
+                        detail:
+                            "\(app.metadata.name) finished syncing \(Int(now.timeIntervalSince(finished))) s ago: Kargo waits \(Int(cluster.config.healthDelay.duration.seconds)) s before trusting health"
+                    ))
             }
             // 6: selfHeal is not immediate.
             if app.spec?.syncPolicy?.automated?.selfHeal == true, app.status?.health?.status == "Missing" {
                 out.append(
                     GotchaFinding(
                         gotcha: 6, title: "selfHeal vs Immediate Recreation",
-                        detail: "\(app.metadata.name) is Missing with selfHeal on: Argo CD recreates deleted resources on its next reconcile (every 3 minutes by default)"))
+                        detail:
+                            "\(app.metadata.name) is Missing with selfHeal on: Argo CD recreates deleted resources on its next reconcile (every 3 minutes by default)"
+                    ))
             }
         }
         // 4: RBAC failures in verification job logs.
@@ -684,7 +735,9 @@ public struct Diagnoser: Sendable {
                 out.append(
                     GotchaFinding(
                         gotcha: 5, title: "Empty Git Commits Don't Create Freight",
-                        detail: "warehouse \(warehouseName) handled the refresh of \(stamp(refreshedAt)) and made no new freight (newest \(stamp(newest))): Kargo compares tree hashes, so an empty commit makes none; touch a file"))
+                        detail:
+                            "warehouse \(warehouseName) handled the refresh of \(stamp(refreshedAt)) and made no new freight (newest \(stamp(newest))): Kargo compares tree hashes, so an empty commit makes none; touch a file"
+                    ))
             }
         }
         // 7: heavy stages need retry.
@@ -693,13 +746,15 @@ public struct Diagnoser: Sendable {
         if type == .heavy || type == .veryHeavy {
             let weak = (stage.spec?.promotionTemplate?.spec?.steps ?? []).filter { step in
                 step.uses == "argocd-update"
-                    && ((step.retry?.errorThreshold ?? 1) < 3 || (step.retry?.timeout.flatMap(KhDuration.init(parsing:))?.duration ?? .zero) < .seconds(600))
+                    && ((step.retry?.errorThreshold ?? 1) < 3
+                        || (step.retry?.timeout.flatMap(KhDuration.init(parsing:))?.duration ?? .zero) < .seconds(600))
             }
             if !weak.isEmpty {
                 out.append(
                     GotchaFinding(
                         gotcha: 7, title: "Monitoring Stage is Heavy",
-                        detail: "\(name) deploys heavy charts but \(weak.count) argocd-update step(s) lack `retry: {timeout: 10m, errorThreshold: 3}`"))
+                        detail: "\(name) deploys heavy charts but \(weak.count) argocd-update step(s) lack `retry: {timeout: 10m, errorThreshold: 3}`"
+                    ))
             }
         }
         // 8: the foundation stage must not be Kargo-controlled.
@@ -708,7 +763,9 @@ public struct Diagnoser: Sendable {
             out.append(
                 GotchaFinding(
                     gotcha: 8, title: "Foundation Stage Chicken-and-Egg",
-                    detail: "\(name) promotes \(selfManaged.isEmpty ? appNames.joined(separator: ", ") : selfManaged.joined(separator: ", ")) through Kargo: Kargo can't promote itself; the foundation should use Argo CD auto-sync"))
+                    detail:
+                        "\(name) promotes \(selfManaged.isEmpty ? appNames.joined(separator: ", ") : selfManaged.joined(separator: ", ")) through Kargo: Kargo can't promote itself; the foundation should use Argo CD auto-sync"
+                ))
         }
         return out
     }

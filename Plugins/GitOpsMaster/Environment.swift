@@ -206,7 +206,9 @@ public enum EnvironmentLoader {
         async let ingresses = names(Ingress.self, ingressArgs)
         async let nodes: Bool = (try? await kubectl.run(["get", "nodes", "-o", "name"])) != nil
         var report = DiscoveryReport()
-        func note(_ args: [String], _ error: any Error) { report.problems.append("`\(display(args))`: \((error as? any KhReportableError)?.message ?? "\(error)")") }
+        func note(_ args: [String], _ error: any Error) {
+            report.problems.append("`\(display(args))`: \((error as? any KhReportableError)?.message ?? "\(error)")")
+        }
         switch await projects {
         case .success(let list): report.projects = list.map(\.metadata.name).sorted()
         case .failure(let error): note(projectArgs, error)
@@ -217,7 +219,8 @@ public enum EnvironmentLoader {
         }
         switch await apps {
         case .success(let list):
-            report.argocdNamespace = list.sorted { ($0.metadata.namespace ?? "", $0.metadata.name) < ($1.metadata.namespace ?? "", $1.metadata.name) }
+            report.argocdNamespace =
+                list.sorted { ($0.metadata.namespace ?? "", $0.metadata.name) < ($1.metadata.namespace ?? "", $1.metadata.name) }
                 .first?.metadata.namespace
         case .failure(let error): note(appArgs, error)
         }
@@ -261,7 +264,9 @@ public enum EnvironmentLoader {
     }
 
     /// The whole cascade for a command: file, discovery of what it lacks, or the template.
-    public static func load(config: GitOpsConfig, runner: any CommandRunner, redactor: Redactor?, fileSystem: any FileSystem, workingDirectory: String)
+    public static func load(
+        config: GitOpsConfig, runner: any CommandRunner, redactor: Redactor?, fileSystem: any FileSystem, workingDirectory: String
+    )
         async throws -> Cluster
     {
         let path = path(config, workingDirectory: workingDirectory)
@@ -281,7 +286,8 @@ public struct EnvironmentError: KhReportableError {
     public var problems: [String]
     public var exitCode: KhExitCode { .usage }
     public var message: String {
-        var text = "cannot determine the GitOps environment: \(path) is missing or incomplete and discovery found no "
+        var text =
+            "cannot determine the GitOps environment: \(path) is missing or incomplete and discovery found no "
             + missing.joined(separator: ", ")
         for problem in problems { text += "\n  " + problem }
         return text

@@ -215,7 +215,8 @@ public enum FixPlanner {
             expect = .empty
         case .verificationRBAC:
             guard !p.rbacResources.isEmpty else {
-                throw KhError.usage("fix verification-rbac: name the missing permissions with --resource RESOURCE[.GROUP] (from the \"forbidden\" job log)")
+                throw KhError.usage(
+                    "fix verification-rbac: name the missing permissions with --resource RESOURCE[.GROUP] (from the \"forbidden\" job log)")
             }
             let name = cluster.config.verificationServiceAccount
             let manifest = try rbacManifest(name: name, existing: p.clusterRole, adding: p.rbacResources, serviceAccountNamespace: ns)
@@ -237,7 +238,9 @@ public enum FixPlanner {
             commands = [cmd(["patch", "stage", stage, "-n", ns, "--type", "json", "-p", "[" + ops.joined(separator: ",") + "]"])]
             verification = cmd(["get", "stage", stage, "-n", ns, "-o", "jsonpath={.spec.promotionTemplate.spec.steps[*].retry}"])
             expect = .contains(type.timeout)
-            notes.append("Also add `retry: {timeout: \(type.timeout), errorThreshold: \(type.errorThreshold)}` to the stage in git, or Argo CD reverts this patch.")
+            notes.append(
+                "Also add `retry: {timeout: \(type.timeout), errorThreshold: \(type.errorThreshold)}` to the stage in git, or Argo CD reverts this patch."
+            )
         case .refreshStage:
             let stage = try need(p.stage, "STAGE")
             let value = stamp(p.now)
@@ -259,7 +262,8 @@ public enum FixPlanner {
         case .crdOrdering:
             let app = p.app ?? "<app>"
             commands = []
-            manual = "Move \(app) (the app whose sync fails with \"no matches for kind\") to a later stage in git (operators -> platform), so the CRDs it needs are installed first."
+            manual =
+                "Move \(app) (the app whose sync fails with \"no matches for kind\") to a later stage in git (operators -> platform), so the CRDs it needs are installed first."
             verification = cmd(["get", "app", app, "-n", env.argocdNamespace, "-o", "jsonpath={.status.operationState.message}"])
             expect = .notContains("no matches for kind")
         case .nuclear:
@@ -267,7 +271,9 @@ public enum FixPlanner {
             commands = [cmd(["delete", "stage", stage, "-n", ns]), cmd(["delete", "promotions", "-n", ns, "--all"])]
             verification = cmd(["get", "promotions", "-n", ns, "-o", "name"])
             expect = .empty
-            notes.append("Wait for Argo CD to recreate the Stage from its Helm templates (up to 3 minutes with selfHeal, Gotcha 6); new freight then auto-promotes through a clean state.")
+            notes.append(
+                "Wait for Argo CD to recreate the Stage from its Helm templates (up to 3 minutes with selfHeal, Gotcha 6); new freight then auto-promotes through a clean state."
+            )
         }
         return FixPlan(
             pattern: pattern, problem: pattern.problem, whenToUse: pattern.whenToUse, risk: pattern.risk, commands: commands,

@@ -41,7 +41,8 @@ public struct KargoAPI: Sendable {
 
     func url(_ path: String) throws -> URL {
         guard let baseURL, let url = URL(string: baseURL.absoluteString.trimmingCharacters(in: ["/"]) + path) else {
-            throw KhError.usage("gitops.kargo_api.url is not set and no domain is known", hint: "set gitops.kargo_api.url (e.g. https://kargo.example.com)")
+            throw KhError.usage(
+                "gitops.kargo_api.url is not set and no domain is known", hint: "set gitops.kargo_api.url (e.g. https://kargo.example.com)")
         }
         return url
     }
@@ -95,14 +96,18 @@ public struct KargoAPI: Sendable {
             if let freight { body["freight"] = .string(freight) } else if let alias { body["freightAlias"] = .string(alias) }
             let path = "/v1beta1/projects/\(Self.segment(project))/stages/\(Self.segment(stage))/promotions"
             let response = try await send(.post, path, body: .object(body))
-            guard response.isSuccess else { throw KargoAPIError(call: "POST \(path)", status: response.status, detail: Self.errorText(response.body)) }
+            guard response.isSuccess else {
+                throw KargoAPIError(call: "POST \(path)", status: response.status, detail: Self.errorText(response.body))
+            }
             return try decodePromotion(response.body, call: "POST \(path)")
         case .connect:
             var body: [String: JSONValue] = ["project": .string(project), "stage": .string(stage)]
             if let freight { body["freight"] = .string(freight) } else if let alias { body["freightAlias"] = .string(alias) }
             let path = Self.connectService + "PromoteToStage"
             let response = try await send(.post, path, body: .object(body), extra: ["Connect-Protocol-Version": "1"])
-            guard response.isSuccess else { throw KargoAPIError(call: "POST \(path)", status: response.status, detail: Self.errorText(response.body)) }
+            guard response.isSuccess else {
+                throw KargoAPIError(call: "POST \(path)", status: response.status, detail: Self.errorText(response.body))
+            }
             guard let wrapper = try? KhJSON.decoder().decode(JSONValue.self, from: response.body), let promotion = wrapper["promotion"] else {
                 throw KargoAPIError(call: "POST \(path)", status: response.status, detail: "no promotion in the answer")
             }

@@ -31,7 +31,7 @@ public struct Gitops: AsyncParsableCommand {
             Exit codes: 0 ok, 1 a check or diagnosis found a problem, 2 usage or configuration, \
             3 a DO-NOT-PROMOTE rule blocked the promotion, 4 kubectl or the Kargo API failed.
             """,
-        subcommands: [Discover.self, Status.self, Diagnose.self, Fix.self, Verify.self, Promote.self])
+        subcommands: [Discover.self, Status.self, Diagnose.self, Fix.self, Verify.self, Promote.self, Setup.self, Lint.self])
 
     public init() {}
 }

@@ -53,7 +53,8 @@ public enum Promoter {
         async let promotions = cluster.items(
             ["get", Promotion.resource, "-n", ns, "-l", "kargo.akuity.io/stage=\(stage)", "--sort-by=.metadata.creationTimestamp", "-o", "json"],
             as: Promotion.self)
-        async let apps = cluster.items(["get", ArgoApplication.resource, "-n", cluster.environment.argocdNamespace, "-o", "json"], as: ArgoApplication.self)
+        async let apps = cluster.items(
+            ["get", ArgoApplication.resource, "-n", cluster.environment.argocdNamespace, "-o", "json"], as: ArgoApplication.self)
         let (allStages, allFreight, stagePromotions, allApps) = try await (stages, freight, promotions, apps)
 
         var checks: [Precheck] = []
@@ -67,7 +68,8 @@ public enum Promoter {
         checks.append(
             Precheck(
                 rule: "1. pipeline state", command: cluster.display(stagesArgs), passed: true,
-                detail: allStages.sorted { $0.metadata.name < $1.metadata.name }.map { "\($0.metadata.name)=\(Diagnoser.phase(of: $0))" }.joined(separator: " ")))
+                detail: allStages.sorted { $0.metadata.name < $1.metadata.name }.map { "\($0.metadata.name)=\(Diagnoser.phase(of: $0))" }.joined(
+                    separator: " ")))
 
         // 2. available freight.
         let origins = Set(target.originWarehouses)
@@ -111,7 +113,8 @@ public enum Promoter {
             Precheck(
                 rule: "DO NOT PROMOTE: target stage has a Running promotion (wait for it)", command: cluster.display(promotionsArgs),
                 passed: active.isEmpty,
-                detail: active.isEmpty ? "none running" : active.map { "\($0.metadata.name) \($0.status?.phase ?? "Pending")" }.joined(separator: ", ")))
+                detail: active.isEmpty
+                    ? "none running" : active.map { "\($0.metadata.name) \($0.status?.phase ?? "Pending")" }.joined(separator: ", ")))
         let errored = stagePromotions.filter { $0.spec?.freight == chosen.metadata.name && ["Errored", "Failed"].contains($0.status?.phase ?? "") }
         checks.append(
             Precheck(
@@ -201,7 +204,8 @@ public enum Promoter {
         let wanted = stageObject?.argocdApps ?? []
         var lastApps = ""
         while !wanted.isEmpty {
-            let apps = try await cluster.items(["get", ArgoApplication.resource, "-n", cluster.environment.argocdNamespace, "-o", "json"], as: ArgoApplication.self)
+            let apps = try await cluster.items(
+                ["get", ArgoApplication.resource, "-n", cluster.environment.argocdNamespace, "-o", "json"], as: ArgoApplication.self)
             let mine = wanted.map { want in apps.first { $0.metadata.name == want.name } }
             let states = zip(wanted, mine).map { want, app in
                 "\(want.name)=\(app?.status?.sync?.status ?? "Missing")+\(app?.status?.health?.status ?? "Unknown")\(app?.healthIsFresh == false ? "(stale)" : "")"

@@ -15,9 +15,11 @@ public enum Report {
             "",
             "Root Cause: \(d.rootCause)",
         ]
-        let evidence = d.evidence + d.gotchas.map { "Gotcha \($0.gotcha) (\($0.title)): \($0.detail)" } + d.controllerLog.filter { line in
-            !d.evidence.contains { $0.hasSuffix(line) }
-        }.map { "controller log: \($0)" }
+        let evidence =
+            d.evidence + d.gotchas.map { "Gotcha \($0.gotcha) (\($0.title)): \($0.detail)" }
+            + d.controllerLog.filter { line in
+                !d.evidence.contains { $0.hasSuffix(line) }
+            }.map { "controller log: \($0)" }
         lines.append("Evidence: \(evidence.first ?? "none")")
         for line in evidence.dropFirst() { lines.append("          \(line)") }
         lines.append("")
@@ -126,7 +128,8 @@ public struct PipelineStatus: Codable, Sendable, Equatable {
                 return snapshot.freight.first { $0.metadata.name == name }?.displayName ?? name
             }
             return StageStatus(
-                name: s.metadata.name, upstream: s.upstreamStages, warehouses: s.directWarehouses, ready: cond(s, "Ready"), healthy: cond(s, "Healthy"),
+                name: s.metadata.name, upstream: s.upstreamStages, warehouses: s.directWarehouses, ready: cond(s, "Ready"),
+                healthy: cond(s, "Healthy"),
                 verified: cond(s, "Verified"), phase: Diagnoser.phase(of: s), currentFreight: freight.isEmpty ? nil : freight.joined(separator: ", "),
                 lastPromotion: s.status?.lastPromotion?.name, lastPromotionPhase: s.status?.lastPromotion?.status?.phase, apps: apps,
                 depth: depthOf(s.metadata.name))
@@ -144,10 +147,13 @@ public struct PipelineStatus: Codable, Sendable, Equatable {
             let from = stage.upstream.isEmpty ? stage.warehouses.map { "warehouse \($0)" } : stage.upstream
             lines.append("\(indent)└─ \(stage.name) (from \(from.joined(separator: ", "))) \(stage.phase)")
             lines.append("\(indent)   Ready: \(stage.ready)  Healthy: \(stage.healthy)  Verified: \(stage.verified)")
-            lines.append("\(indent)   Freight: \(stage.currentFreight ?? "none")  Last promotion: \(stage.lastPromotion.map { "\($0) (\(stage.lastPromotionPhase ?? "?"))" } ?? "none")")
+            lines.append(
+                "\(indent)   Freight: \(stage.currentFreight ?? "none")  Last promotion: \(stage.lastPromotion.map { "\($0) (\(stage.lastPromotionPhase ?? "?"))" } ?? "none")"
+            )
             for app in stage.apps {
                 lines.append(
-                    "\(indent)   app \(app.name): \(app.sync)/\(app.health)\(app.healthFresh ? "" : " (health not fresh)")\(app.operation.map { " last operation \($0)" } ?? "")")
+                    "\(indent)   app \(app.name): \(app.sync)/\(app.health)\(app.healthFresh ? "" : " (health not fresh)")\(app.operation.map { " last operation \($0)" } ?? "")"
+                )
             }
         }
         return lines.joined(separator: "\n") + "\n"

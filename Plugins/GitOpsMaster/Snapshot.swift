@@ -60,28 +60,40 @@ func withDeadline<T: Sendable>(_ what: String, _ deadline: Duration, _ body: @es
 
 /// The D1 gathering: every group at once, each under the same deadline.
 public enum Gatherer {
-    /// The D1 commands (and the decision tree's inputs) in the runbook's words, for this environment.
-    public static func commands(_ env: GitOpsEnvironment) -> [String: [[String]]] {
+    /// The D1 commands and the decision tree's inputs as the runbook writes them, one
+    /// kubectl call each (what a person following the runbook runs, one after another).
+    public static func runbookCommands(_ env: GitOpsEnvironment) -> [[String]] {
         let ns = env.kargoNamespace
         return [
-            "1-kargo-state": [
-                ["get", Stage.resource, "-n", ns, "-o", "json"],
-                ["get", Promotion.resource, "-n", ns, "--sort-by=.metadata.creationTimestamp", "-o", "json"],
-            ],
+            ["get", "stages", "-n", ns, "-o", "wide"],
+            ["get", "promotions", "-n", ns, "--sort-by=.metadata.creationTimestamp"],
+            ["get", "applications", "-n", env.argocdNamespace],
+            ["get", "pods", "-n", env.kargoControllerNamespace, "-l", "app.kubernetes.io/name=kargo"],
+            ["get", "pods", "-n", env.argocdControllerNamespace, "-l", "app.kubernetes.io/name=argocd-repo-server"],
+            ["get", "events", "-n", ns, "--sort-by=.lastTimestamp", "--field-selector=type!=Normal"],
+            ["get", "freight", "-n", ns, "--sort-by=.metadata.creationTimestamp"],
+            ["get", "warehouses", "-n", ns],
+            ["get", "analysisruns", "-n", ns, "--sort-by=.metadata.creationTimestamp"],
+            ["get", "analysistemplates", "-n", ns],
+            ["get", "jobs", "-n", ns],
+            ["logs", "-n", env.kargoControllerNamespace, "deploy/kargo-controller", "--tail=200"],
+        ]
+    }
+
+    /// The kubectl calls kh makes for the same data: every kind of the Kargo project
+    /// namespace in one call, both controllers' pods in one, so that on a small machine
+    /// five processes run at once instead of twelve.
+    public static func commands(_ env: GitOpsEnvironment) -> [String: [[String]]] {
+        let ns = env.kargoNamespace
+        let kinds = [
+            Stage.resource, Promotion.resource, Freight.resource, Warehouse.resource, AnalysisRun.resource, AnalysisTemplate.resource, Job.resource,
+        ]
+        return [
+            "1-kargo-state": [["get", kinds.joined(separator: ","), "-n", ns, "-o", "json"]],
             "2-argocd-state": [["get", ArgoApplication.resource, "-n", env.argocdNamespace, "-o", "json"]],
-            "3-controller-health": [
-                ["get", "pods", "-n", env.kargoControllerNamespace, "-l", "app.kubernetes.io/name=kargo", "-o", "json"],
-                ["get", "pods", "-n", env.argocdControllerNamespace, "-l", "app.kubernetes.io/name=argocd-repo-server", "-o", "json"],
-            ],
+            "3-controller-health": [["get", "pods", "-A", "-l", "app.kubernetes.io/name in (kargo,argocd-repo-server)", "-o", "json"]],
             "4-recent-events": [["get", "events", "-n", ns, "--sort-by=.lastTimestamp", "--field-selector=type!=Normal", "-o", "json"]],
-            "5-freight-and-verification": [
-                ["get", Freight.resource, "-n", ns, "--sort-by=.metadata.creationTimestamp", "-o", "json"],
-                ["get", Warehouse.resource, "-n", ns, "-o", "json"],
-                ["get", AnalysisRun.resource, "-n", ns, "--sort-by=.metadata.creationTimestamp", "-o", "json"],
-                ["get", AnalysisTemplate.resource, "-n", ns, "-o", "json"],
-                ["get", Job.resource, "-n", ns, "-o", "json"],
-            ],
-            "6-controller-logs": [["logs", "-n", env.kargoControllerNamespace, "deploy/kargo-controller", "--tail=200"]],
+            "5-controller-logs": [["logs", "-n", env.kargoControllerNamespace, "deploy/kargo-controller", "--tail=200"]],
         ]
     }
 
@@ -89,6 +101,7 @@ public enum Gatherer {
     public static func gather(_ cluster: Cluster, clock: KhClock = .live) async -> PipelineSnapshot {
         let deadline = cluster.config.gatherTimeout.duration
         let commands = commands(cluster.environment)
+        let env = cluster.environment
         func run<T: Sendable>(_ name: String, _ body: @escaping @Sendable () async throws -> T) async -> (T?, GroupOutcome) {
             let start = clock.now()
             let shown = (commands[name] ?? []).map(cluster.display)
@@ -101,42 +114,47 @@ public enum Gatherer {
             }
         }
         let c = commands
-        async let kargo = run("1-kargo-state") {
-            async let stages = cluster.items(c["1-kargo-state"]![0], as: Stage.self)
-            async let promotions = cluster.items(c["1-kargo-state"]![1], as: Promotion.self)
-            return try await (stages, promotions)
-        }
+        async let kargo = run("1-kargo-state") { try await cluster.items(c["1-kargo-state"]![0], as: KargoItem.self) }
         async let argo = run("2-argocd-state") { try await cluster.items(c["2-argocd-state"]![0], as: ArgoApplication.self) }
-        async let controllers = run("3-controller-health") {
-            async let kargoPods = cluster.items(c["3-controller-health"]![0], as: Pod.self)
-            async let repoPods = cluster.items(c["3-controller-health"]![1], as: Pod.self)
-            return try await (kargoPods, repoPods)
-        }
+        async let controllers = run("3-controller-health") { try await cluster.items(c["3-controller-health"]![0], as: Pod.self) }
         async let events = run("4-recent-events") { try await cluster.items(c["4-recent-events"]![0], as: Event.self) }
-        async let inputs = run("5-freight-and-verification") {
-            let g = c["5-freight-and-verification"]!
-            async let freight = cluster.items(g[0], as: Freight.self)
-            async let warehouses = cluster.items(g[1], as: Warehouse.self)
-            async let runs = cluster.items(g[2], as: AnalysisRun.self)
-            async let templates = cluster.items(g[3], as: AnalysisTemplate.self)
-            async let jobs = cluster.items(g[4], as: Job.self)
-            return try await (freight, warehouses, runs, templates, jobs)
-        }
-        async let logs = run("6-controller-logs") { try await cluster.text(c["6-controller-logs"]![0]) }
+        async let logs = run("5-controller-logs") { try await cluster.text(c["5-controller-logs"]![0]) }
 
         var snapshot = PipelineSnapshot(takenAt: clock.now())
         let (k, kOutcome) = await kargo
         let (a, aOutcome) = await argo
         let (p, pOutcome) = await controllers
         let (e, eOutcome) = await events
-        let (i, iOutcome) = await inputs
         let (l, lOutcome) = await logs
-        snapshot.groups = [kOutcome, aOutcome, pOutcome, eOutcome, iOutcome, lOutcome]
-        if let k { (snapshot.stages, snapshot.promotions) = k }
+        snapshot.groups = [kOutcome, aOutcome, pOutcome, eOutcome, lOutcome]
+        func byCreation<T: KubeResource>(_ items: [T]) -> [T] {
+            items.sorted {
+                ($0.metadata.creationTimestamp ?? .distantPast, $0.metadata.name) < ($1.metadata.creationTimestamp ?? .distantPast, $1.metadata.name)
+            }
+        }
+        for item in k ?? [] {
+            switch item {
+            case .stage(let x): snapshot.stages.append(x)
+            case .promotion(let x): snapshot.promotions.append(x)
+            case .freight(let x): snapshot.freight.append(x)
+            case .warehouse(let x): snapshot.warehouses.append(x)
+            case .analysisRun(let x): snapshot.analysisRuns.append(x)
+            case .analysisTemplate(let x): snapshot.analysisTemplates.append(x)
+            case .job(let x): snapshot.jobs.append(x)
+            case .other: break
+            }
+        }
+        snapshot.promotions = byCreation(snapshot.promotions)
+        snapshot.freight = byCreation(snapshot.freight)
+        snapshot.analysisRuns = byCreation(snapshot.analysisRuns)
         snapshot.apps = a ?? []
-        if let p { (snapshot.kargoPods, snapshot.repoServerPods) = p }
+        snapshot.kargoPods = (p ?? []).filter {
+            $0.metadata.namespace == env.kargoControllerNamespace && $0.metadata.labels?["app.kubernetes.io/name"] == "kargo"
+        }
+        snapshot.repoServerPods = (p ?? []).filter {
+            $0.metadata.namespace == env.argocdControllerNamespace && $0.metadata.labels?["app.kubernetes.io/name"] == "argocd-repo-server"
+        }
         snapshot.events = e ?? []
-        if let i { (snapshot.freight, snapshot.warehouses, snapshot.analysisRuns, snapshot.analysisTemplates, snapshot.jobs) = i }
         snapshot.controllerLog = l
 
         // Wave 2: logs of the jobs of failed AnalysisRuns (Gotcha 4: the error is only there).
@@ -168,6 +186,27 @@ public enum Gatherer {
     }
 }
 
+/// One item of the mixed list `kubectl get a,b,c -o json` prints, by its kind.
+enum KargoItem: Decodable, Sendable {
+    case stage(Stage), promotion(Promotion), freight(Freight), warehouse(Warehouse)
+    case analysisRun(AnalysisRun), analysisTemplate(AnalysisTemplate), job(Job), other
+
+    enum Keys: String, CodingKey { case kind }
+
+    init(from decoder: any Decoder) throws {
+        switch try decoder.container(keyedBy: Keys.self).decodeIfPresent(String.self, forKey: .kind) {
+        case "Stage": self = .stage(try Stage(from: decoder))
+        case "Promotion": self = .promotion(try Promotion(from: decoder))
+        case "Freight": self = .freight(try Freight(from: decoder))
+        case "Warehouse": self = .warehouse(try Warehouse(from: decoder))
+        case "AnalysisRun": self = .analysisRun(try AnalysisRun(from: decoder))
+        case "AnalysisTemplate": self = .analysisTemplate(try AnalysisTemplate(from: decoder))
+        case "Job": self = .job(try Job(from: decoder))
+        default: self = .other
+        }
+    }
+}
+
 /// How verification objects relate: AnalysisRuns to stages, Jobs to AnalysisRuns.
 public enum Verification {
     /// The label Argo Rollouts' job provider puts on a verification Job.
@@ -187,6 +226,8 @@ public enum Verification {
     public static func runs(of stage: Stage, in runs: [AnalysisRun]) -> [AnalysisRun] {
         let named = Set((stage.status?.freightHistory ?? []).flatMap { ($0.verificationHistory ?? []).compactMap { $0.analysisRun?.name } })
         return runs.filter { $0.metadata.labels?["kargo.akuity.io/stage"] == stage.metadata.name || named.contains($0.metadata.name) }
-            .sorted { ($0.metadata.creationTimestamp ?? .distantPast, $0.metadata.name) < ($1.metadata.creationTimestamp ?? .distantPast, $1.metadata.name) }
+            .sorted {
+                ($0.metadata.creationTimestamp ?? .distantPast, $0.metadata.name) < ($1.metadata.creationTimestamp ?? .distantPast, $1.metadata.name)
+            }
     }
 }

@@ -85,7 +85,8 @@ public struct Verifier: Sendable {
         }
         var action = actions.isEmpty ? "None" : actions.joined(separator: "; ")
         if failed == nil && !unconfigured.isEmpty {
-            action = "None (levels \(unconfigured.map(String.init).joined(separator: ", ")) have no checks in gitops.verification.\(stage): verification is incomplete)"
+            action =
+                "None (levels \(unconfigured.map(String.init).joined(separator: ", ")) have no checks in gitops.verification.\(stage): verification is incomplete)"
         }
         return VerificationReport(stage: stage, timestamp: clock.now(), levels: levels, failedLevel: failed, actionRequired: action)
     }
@@ -114,7 +115,10 @@ public struct Verifier: Sendable {
                 if (try? await cluster.kubectl.getIfPresent(CustomResourceDefinition.self, name: crd)) == nil { missing.append(crd) }
             }
             checks.append(
-                CheckLine(text: missing.isEmpty ? "CRDs installed: \(l.crds.joined(separator: ", "))" : "CRDs installed: \(missing.joined(separator: ", ")) missing", passed: missing.isEmpty))
+                CheckLine(
+                    text: missing.isEmpty
+                        ? "CRDs installed: \(l.crds.joined(separator: ", "))" : "CRDs installed: \(missing.joined(separator: ", ")) missing",
+                    passed: missing.isEmpty))
             if !missing.isEmpty { actions.append("install CRDs \(missing.joined(separator: ", "))") }
         }
         if !l.secrets.isEmpty {
@@ -126,7 +130,9 @@ public struct Verifier: Sendable {
             }
             checks.append(
                 CheckLine(
-                    text: missing.isEmpty ? "Secrets present: \(l.secrets.map { "\($0.namespace)/\($0.name)" }.joined(separator: ", "))" : "Secrets present: \(missing.joined(separator: ", "))",
+                    text: missing.isEmpty
+                        ? "Secrets present: \(l.secrets.map { "\($0.namespace)/\($0.name)" }.joined(separator: ", "))"
+                        : "Secrets present: \(missing.joined(separator: ", "))",
                     passed: missing.isEmpty))
             if !missing.isEmpty { actions.append("create secrets \(missing.joined(separator: ", "))") }
         }
@@ -151,7 +157,9 @@ public struct Verifier: Sendable {
                 }
             }
             checks.append(
-                CheckLine(text: bad.isEmpty ? "Health endpoints responding" : "Health endpoints responding: \(bad.joined(separator: "; "))", passed: bad.isEmpty))
+                CheckLine(
+                    text: bad.isEmpty ? "Health endpoints responding" : "Health endpoints responding: \(bad.joined(separator: "; "))",
+                    passed: bad.isEmpty))
             if !bad.isEmpty { actions.append("fix the services behind \(bad.joined(separator: ", "))") }
         }
         if let prometheus = l.prometheus {
@@ -163,9 +171,10 @@ public struct Verifier: Sendable {
                     if response.isSuccess, let body = try? KhJSON.decoder().decode(JSONValue.self, from: response.body),
                         case .array(let targets)? = body["data"]?["activeTargets"]
                     {
-                        active = targets.filter { t in
-                            t["health"]?.stringValue == "up" && (prometheus.job == nil || t["labels"]?["job"]?.stringValue == prometheus.job)
-                        }.count
+                        active =
+                            targets.filter { t in
+                                t["health"]?.stringValue == "up" && (prometheus.job == nil || t["labels"]?["job"]?.stringValue == prometheus.job)
+                            }.count
                     } else {
                         problem = "answered \(response.status)"
                     }
@@ -178,8 +187,11 @@ public struct Verifier: Sendable {
             let ok = problem == nil && active >= prometheus.minActive
             checks.append(
                 CheckLine(
-                    text: "Prometheus targets: \(active) active\(prometheus.job.map { " (job \($0))" } ?? "")\(problem.map { ": \($0)" } ?? "")", passed: ok))
-            if !ok { actions.append("check Prometheus scrape targets in \(cluster.environment.monitoringNamespace) (ServiceMonitors, network policies)") }
+                    text: "Prometheus targets: \(active) active\(prometheus.job.map { " (job \($0))" } ?? "")\(problem.map { ": \($0)" } ?? "")",
+                    passed: ok))
+            if !ok {
+                actions.append("check Prometheus scrape targets in \(cluster.environment.monitoringNamespace) (ServiceMonitors, network policies)")
+            }
         }
         return (checks, actions)
     }
@@ -193,7 +205,10 @@ public struct Verifier: Sendable {
             let host = expand(check.host)
             let found = ingresses.first { $0.hosts.contains(host) }
             checks.append(
-                CheckLine(text: "Ingress host \(host)\(found.map { " (\($0.metadata.namespace ?? "")/\($0.metadata.name))" } ?? " not served by any ingress")", passed: found != nil))
+                CheckLine(
+                    text:
+                        "Ingress host \(host)\(found.map { " (\($0.metadata.namespace ?? "")/\($0.metadata.name))" } ?? " not served by any ingress")",
+                    passed: found != nil))
             if found == nil { actions.append("add an ingress rule for \(host)") }
             guard let expected = check.authRedirect else { continue }
             let target = expand(check.url ?? "https://\(host)/")
@@ -206,7 +221,10 @@ public struct Verifier: Sendable {
                 let location = response.headers["Location"] ?? ""
                 let ok = (300..<400).contains(response.status) && location.contains(expand(expected))
                 checks.append(
-                    CheckLine(text: ok ? "Auth redirect to \(location)" : "Auth redirect: \(target) answered \(response.status)\(location.isEmpty ? "" : " → \(location)")", passed: ok))
+                    CheckLine(
+                        text: ok
+                            ? "Auth redirect to \(location)"
+                            : "Auth redirect: \(target) answered \(response.status)\(location.isEmpty ? "" : " → \(location)")", passed: ok))
                 if !ok { actions.append("put \(host) behind the SSO (expected a redirect to \(expected))") }
             } catch {
                 checks.append(CheckLine(text: "Auth redirect: \(target): \(Self.describe(error))", passed: false))
@@ -227,7 +245,11 @@ public struct Verifier: Sendable {
                 let ok = result.succeeded
                 let tail = result.stderrText.split(separator: "\n").last.map(String.init) ?? ""
                 checks.append(
-                    CheckLine(text: ok ? command.name : "\(command.name): \(result.timedOut ? "timed out" : "exit \(result.exitCode ?? -1)")\(tail.isEmpty ? "" : ": \(tail)")", passed: ok))
+                    CheckLine(
+                        text: ok
+                            ? command.name
+                            : "\(command.name): \(result.timedOut ? "timed out" : "exit \(result.exitCode ?? -1)")\(tail.isEmpty ? "" : ": \(tail)")",
+                        passed: ok))
                 if !ok { actions.append("fix \(command.name) (\(Shell.join(command.run)))") }
             } catch {
                 checks.append(CheckLine(text: "\(command.name): \(Self.describe(error))", passed: false))
@@ -242,7 +264,8 @@ public struct Verifier: Sendable {
         let env = cluster.environment
         var out = text
         for (key, value) in [
-            ("${DOMAIN}", env.domain), ("${APP_NS}", env.appNamespace), ("${MONITORING_NS}", env.monitoringNamespace), ("${KARGO_NS}", env.kargoNamespace),
+            ("${DOMAIN}", env.domain), ("${APP_NS}", env.appNamespace), ("${MONITORING_NS}", env.monitoringNamespace),
+            ("${KARGO_NS}", env.kargoNamespace),
             ("${ARGOCD_NS}", env.argocdNamespace),
         ] {
             if let value { out = out.replacingOccurrences(of: key, with: value) }

@@ -1,10 +1,10 @@
 import Foundation
-import Synchronization
 import KhCore
 import KhHTTP
 import KhKube
 import KhProcess
 import KhTestSupport
+import Synchronization
 import Testing
 
 @testable import GitOpsMaster
@@ -32,7 +32,8 @@ final class Pipeline: Sendable {
         id = suffix
         env = GitOpsEnvironment(
             kargoNamespace: "k-\(suffix)", kargoControllerNamespace: "kc-\(suffix)", argocdNamespace: "a-\(suffix)",
-            argocdControllerNamespace: "ac-\(suffix)", monitoringNamespace: "m-\(suffix)", appNamespace: "app-\(suffix)", domain: "\(suffix).example.invalid",
+            argocdControllerNamespace: "ac-\(suffix)", monitoringNamespace: "m-\(suffix)", appNamespace: "app-\(suffix)",
+            domain: "\(suffix).example.invalid",
             kargoProject: "k-\(suffix)", warehouse: "platform")
         server = try testbed.require("KH_TESTBED_KUBE_SERVER")
         logsDir = try testbed.require("KH_TESTBED_KUBE_LOGS_DIR")
@@ -43,8 +44,11 @@ final class Pipeline: Sendable {
             transport: CurlTransport(options: .init(caBundlePath: try testbed.require("KH_TESTBED_KUBE_CA"))))
         try await installCRDs()
         try await upsert(
-            [env.kargoNamespace, env.kargoControllerNamespace, env.argocdNamespace, env.argocdControllerNamespace, env.monitoringNamespace, env.appNamespace!]
-                .map { ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string($0)]] })
+            [
+                env.kargoNamespace, env.kargoControllerNamespace, env.argocdNamespace, env.argocdControllerNamespace, env.monitoringNamespace,
+                env.appNamespace!,
+            ]
+            .map { ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string($0)]] })
     }
 
     func installCRDs() async throws {
@@ -88,9 +92,13 @@ final class Pipeline: Sendable {
 
     var ns: String { env.kargoNamespace }
 
-    static func condition(_ type: String, _ status: String, _ reason: String, _ message: String = "", at: String = "2024-05-01T10:00:00Z") -> JSONValue {
-        ["type": .string(type), "status": .string(status), "reason": .string(reason), "message": .string(message), "observedGeneration": 1,
-         "lastTransitionTime": .string(at)]
+    static func condition(_ type: String, _ status: String, _ reason: String, _ message: String = "", at: String = "2024-05-01T10:00:00Z")
+        -> JSONValue
+    {
+        [
+            "type": .string(type), "status": .string(status), "reason": .string(reason), "message": .string(message), "observedGeneration": 1,
+            "lastTransitionTime": .string(at),
+        ]
     }
 
     func stage(
@@ -143,7 +151,8 @@ final class Pipeline: Sendable {
     }
 
     func app(
-        _ name: String, sync: String = "Synced", health: String = "Healthy", opPhase: String? = nil, opMessage: String = "", finishedAt: String? = nil,
+        _ name: String, sync: String = "Synced", health: String = "Healthy", opPhase: String? = nil, opMessage: String = "",
+        finishedAt: String? = nil,
         reconciledAt: String? = nil, selfHeal: Bool = false
     ) -> JSONValue {
         var status: [String: JSONValue] = ["sync": ["status": .string(sync)], "health": ["status": .string(health)]]
@@ -156,7 +165,8 @@ final class Pipeline: Sendable {
         var spec: [String: JSONValue] = ["project": "default", "destination": ["namespace": .string(env.appNamespace!)]]
         if selfHeal { spec["syncPolicy"] = ["automated": ["prune": true, "selfHeal": true]] }
         return [
-            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": ["name": .string(name), "namespace": .string(env.argocdNamespace)],
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "metadata": ["name": .string(name), "namespace": .string(env.argocdNamespace)],
             "spec": .object(spec), "status": .object(status),
         ]
     }
@@ -193,7 +203,10 @@ final class Pipeline: Sendable {
             "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
             "metadata": ["name": .string(name), "namespace": .string(ns), "labels": ["kargo.akuity.io/stage": .string(stage)]],
             "spec": ["metrics": [["name": "health"]]],
-            "status": ["phase": .string(phase), "message": "metric \"health\" assessed Failed due to failed (1) > failureLimit (0)", "metricResults": [.object(metric)]],
+            "status": [
+                "phase": .string(phase), "message": "metric \"health\" assessed Failed due to failed (1) > failureLimit (0)",
+                "metricResults": [.object(metric)],
+            ],
         ]
     }
 
@@ -233,7 +246,10 @@ final class Pipeline: Sendable {
                 "apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": "kargo-controller", "namespace": .string(ns)],
                 "spec": [
                     "replicas": 1, "selector": ["matchLabels": ["app.kubernetes.io/name": "kargo"]],
-                    "template": ["metadata": ["labels": ["app.kubernetes.io/name": "kargo"]], "spec": ["containers": [["name": "controller", "image": "ghcr.io/akuity/kargo:v1.5.0"]]]],
+                    "template": [
+                        "metadata": ["labels": ["app.kubernetes.io/name": "kargo"]],
+                        "spec": ["containers": [["name": "controller", "image": "ghcr.io/akuity/kargo:v1.5.0"]]],
+                    ],
                 ],
             ],
             [
@@ -242,7 +258,9 @@ final class Pipeline: Sendable {
                 "spec": ["containers": [["name": "controller", "image": "ghcr.io/akuity/kargo:v1.5.0"]]],
                 "status": [
                     "phase": "Running", "conditions": [["type": "Ready", "status": "True"]],
-                    "containerStatuses": [["name": "controller", "ready": true, "restartCount": 0, "state": ["running": ["startedAt": "2024-05-01T09:00:00Z"]]]],
+                    "containerStatuses": [
+                        ["name": "controller", "ready": true, "restartCount": 0, "state": ["running": ["startedAt": "2024-05-01T09:00:00Z"]]]
+                    ],
                 ],
             ],
         ])
@@ -262,3 +280,54 @@ final class Pipeline: Sendable {
     static func generated(_ stage: String, _ freight: String) -> String { "\(stage).01j9z3k4m5n6p7q8r9s0t1v2w3.\(freight.prefix(7))" }
 }
 
+/// The Kargo API emulation (Tools/testbed/kargo-emulator), started by the test on a free
+/// port and stopped by its PID.
+final class KargoEmulator: Sendable {
+    let pid: Int32
+    let url: URL
+    let token: String
+    let dir = TemporaryDirectory()
+
+    init(version: String, testbed: Testbed) async throws {
+        token = UUID().uuidString + UUID().uuidString
+        let tokenFile = try dir.write("token", token)
+        let portFile = dir.path + "/port"
+        let args = [
+            "python3", "-B", BuiltProducts.repositoryRoot + "/Tools/testbed/kargo-emulator/server.py", "--port-file", portFile, "--version", version,
+            "--token-file", tokenFile, "--kube-server", try testbed.require("KH_TESTBED_KUBE_SERVER"), "--kube-ca",
+            try testbed.require("KH_TESTBED_KUBE_CA"),
+            "--kube-token-file", try testbed.require("KH_TESTBED_DIR") + "/kube/token",
+        ]
+        // A session of its own (setsid), so it outlives the shell that starts it; stopped by PID in deinit.
+        let script = "setsid " + Shell.join(args) + " </dev/null >" + Shell.quote(dir.path + "/server.log") + " 2>&1 & echo $!"
+        let started = try await LocalRunner().run(
+            Command("/bin/sh", ["-c", script]), options: RunOptions(timeout: .seconds(10), killLeftovers: false))
+        guard let pid = Int32(started.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw KhError.external("cannot start the Kargo emulator: \(started.stderrText)")
+        }
+        self.pid = pid
+        var port: String?
+        for _ in 0..<300 {
+            if let text = try? String(contentsOfFile: portFile, encoding: .utf8), !text.isEmpty {
+                port = text
+                break
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        guard let port else {
+            kill(pid, SIGTERM)
+            throw KhError.external("the Kargo emulator did not start within 15 s: \((try? dir.read("server.log")) ?? "")")
+        }
+        url = URL(string: "http://127.0.0.1:\(port)")!
+    }
+
+    deinit { kill(pid, SIGTERM) }
+
+    func api(_ configure: (inout KargoAPIConfig) -> Void = { _ in }, token: String? = nil) -> KargoAPI {
+        var config = KargoAPIConfig()
+        configure(&config)
+        return KargoAPI(
+            baseURL: url, config: config, token: token ?? self.token, http: HTTPClient(configuration: .init(timeout: .seconds(10))),
+            runner: LocalRunner())
+    }
+}

@@ -7,5 +7,5 @@ struct RuntimeBenchmark: Sendable {
 }
 
 let runtimeBenchmarks: [RuntimeBenchmark] = [
-    gitBenchmark, sshBenchmark, httpBenchmark, hcloudBenchmark, stabilizeBenchmark, reliabilityBenchmark,
+    gitBenchmark, sshBenchmark, httpBenchmark, hcloudBenchmark, stabilizeBenchmark, gitopsBenchmark, reliabilityBenchmark,
 ]

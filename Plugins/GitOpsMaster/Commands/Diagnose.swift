@@ -32,7 +32,8 @@ extension Gitops {
                 }
                 for d in diagnoses {
                     _ = try run.record(
-                        EvidenceRecord(kind: "diagnosis", name: d.stage, status: d.fine ? .pass : .fail, message: d.rootCause, data: try JSONValue(encoding: d)))
+                        EvidenceRecord(
+                            kind: "diagnosis", name: d.stage, status: d.fine ? .pass : .fail, message: d.rootCause, data: try JSONValue(encoding: d)))
                 }
                 if context.console.format == .json {
                     try context.console.json(diagnoses)
@@ -40,7 +41,10 @@ extension Gitops {
                     context.console.write(diagnoses.map(Report.diagnosis).joined(separator: "\n"), to: .stdout)
                 }
                 let bad = diagnoses.filter { !$0.fine }
-                return (bad.isEmpty ? .success : .checkFailed, bad.isEmpty ? "all stages fine" : bad.map { "\($0.stage): \($0.rootCause)" }.joined(separator: "; "))
+                return (
+                    bad.isEmpty ? .success : .checkFailed,
+                    bad.isEmpty ? "all stages fine" : bad.map { "\($0.stage): \($0.rootCause)" }.joined(separator: "; ")
+                )
             }
             try Runtime.exit(code)
         }

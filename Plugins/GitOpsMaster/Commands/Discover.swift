@@ -49,7 +49,8 @@ extension Gitops {
                 _ = try run.record(
                     EvidenceRecord(
                         kind: "check", name: "environment", status: status, message: environment?.source ?? "incomplete",
-                        data: try JSONValue(encoding: Output(file: file, filePath: path, discovery: discovery, environment: environment, written: written))))
+                        data: try JSONValue(
+                            encoding: Output(file: file, filePath: path, discovery: discovery, environment: environment, written: written))))
                 if context.console.format == .json {
                     try context.console.json(Output(file: file, filePath: path, discovery: discovery, environment: environment, written: written))
                 } else {

@@ -47,18 +47,23 @@ extension Gitops {
                 if let manual = plan.manual { c.result("Manual change: \(manual)") }
                 for (i, command) in plan.commands.enumerated() {
                     c.result("  \(i + 1). \(command.display)")
-                    if let manifest = command.manifest { c.write(manifest.split(separator: "\n").map { "       \($0)" }.joined(separator: "\n") + "\n", to: .stdout) }
+                    if let manifest = command.manifest {
+                        c.write(manifest.split(separator: "\n").map { "       \($0)" }.joined(separator: "\n") + "\n", to: .stdout)
+                    }
                 }
                 c.result("Verify: \(plan.verification.display)")
                 for note in plan.notes { c.result("Note: \(note)") }
             }
             if mutation.dryRun || plan.commands.isEmpty {
                 if c.format == .json { try c.json(plan) }
-                if plan.commands.isEmpty && !mutation.dryRun { c.result("Nothing kh can run: make the manual change, then run the verification command.") }
+                if plan.commands.isEmpty && !mutation.dryRun {
+                    c.result("Nothing kh can run: make the manual change, then run the verification command.")
+                }
                 return
             }
             if plan.risk == .high && !mutation.yes {
-                throw KhError.usage("\(plan.pattern.rawValue) is HIGH risk (\(Risk.legend[2])): re-run with --yes to apply it", hint: "--dry-run shows the commands")
+                throw KhError.usage(
+                    "\(plan.pattern.rawValue) is HIGH risk (\(Risk.legend[2])): re-run with --yes to apply it", hint: "--dry-run shows the commands")
             }
             _ = try mutation.authorize("apply fix \(plan.pattern.rawValue) (\(plan.risk.rawValue) risk)", console: c)
             let code = try await context.withEvidence { run in
@@ -75,7 +80,8 @@ extension Gitops {
                 } else {
                     for line in result.ran { c.result("ran: \(line)") }
                     c.result("verification: \(plan.verification.display)")
-                    c.result(result.verificationOutput.isEmpty ? "(no output)" : result.verificationOutput.trimmingCharacters(in: .whitespacesAndNewlines))
+                    c.result(
+                        result.verificationOutput.isEmpty ? "(no output)" : result.verificationOutput.trimmingCharacters(in: .whitespacesAndNewlines))
                     c.result(result.verified ? "Fix verified." : "Fix NOT verified yet.")
                 }
                 return (result.verified ? .success : .checkFailed, result.verified ? "verified" : "not verified")

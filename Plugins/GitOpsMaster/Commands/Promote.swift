@@ -25,7 +25,8 @@ extension Gitops {
         @Option(name: .long, help: "The freight's alias.") var alias: String?
         @Flag(name: .long, help: "The newest freight available to the stage.") var latest = false
         @Flag(name: .long, help: "Follow the promotion, Argo CD sync and health, and the stage to Verified; then verify.") var wait = false
-        @Option(name: .customLong("wait-timeout"), help: "Deadline of --wait (default: gitops.promote.wait_timeout, 20m).") var waitTimeout: KhDuration?
+        @Option(name: .customLong("wait-timeout"), help: "Deadline of --wait (default: gitops.promote.wait_timeout, 20m).") var waitTimeout:
+            KhDuration?
 
         func validate() throws {
             let chosen = [freight != nil, alias != nil, latest].filter { $0 }.count
@@ -54,7 +55,8 @@ extension Gitops {
                 let report = try await Promoter.precheck(cluster: cluster, stage: stage, selector: selector)
                 for check in report.checks {
                     _ = try run.record(
-                        EvidenceRecord(kind: "precheck", name: check.rule, status: check.passed ? .pass : .fail, message: "\(check.command): \(check.detail)"))
+                        EvidenceRecord(
+                            kind: "precheck", name: check.rule, status: check.passed ? .pass : .fail, message: "\(check.command): \(check.detail)"))
                 }
                 var output = Output(prechecks: report, dryRun: mutation.dryRun)
                 if c.format == .text {
@@ -62,7 +64,11 @@ extension Gitops {
                     for check in report.checks { c.result("  [\(check.passed ? "x" : " ")] \(check.rule): \(check.detail)") }
                 }
                 guard !report.blocked, let freightName = report.freight else {
-                    if c.format == .json { try c.json(output) } else { c.result("DO NOT PROMOTE: \(report.checks.filter { !$0.passed }.map(\.detail).joined(separator: "; "))") }
+                    if c.format == .json {
+                        try c.json(output)
+                    } else {
+                        c.result("DO NOT PROMOTE: \(report.checks.filter { !$0.passed }.map(\.detail).joined(separator: "; "))")
+                    }
                     return (.blocked, "blocked by a pre-check")
                 }
                 let api = try makeAPI(runtime: runtime, cluster: cluster)
@@ -85,9 +91,14 @@ extension Gitops {
                 let promotion = try await api.promote(
                     project: cluster.environment.kargoProject, stage: stage, freight: freightName, alias: nil, channel: channel)
                 output.promotion = promotion.metadata.name
-                _ = try run.record(EvidenceRecord(kind: "step", name: "promote", status: .pass, message: "\(channel.rawValue): \(promotion.metadata.name)"))
+                _ = try run.record(
+                    EvidenceRecord(kind: "step", name: "promote", status: .pass, message: "\(channel.rawValue): \(promotion.metadata.name)"))
                 guard wait else {
-                    if c.format == .json { try c.json(output) } else { c.result("Promotion \(promotion.metadata.name) created (\(channel.rawValue)).") }
+                    if c.format == .json {
+                        try c.json(output)
+                    } else {
+                        c.result("Promotion \(promotion.metadata.name) created (\(channel.rawValue)).")
+                    }
                     return (.success, promotion.metadata.name)
                 }
                 let outcome = try await Promoter.wait(
@@ -102,7 +113,8 @@ extension Gitops {
                 var code: KhExitCode = outcome.succeeded ? .success : .checkFailed
                 // P4: post-promotion verification.
                 if outcome.succeeded, let matrix = runtime.config.verification[stage] {
-                    let verifier = Verifier(cluster: cluster, http: Verify.httpClient(context: context), runner: cluster.kubectl.runner, clock: context.clock)
+                    let verifier = Verifier(
+                        cluster: cluster, http: Verify.httpClient(context: context), runner: cluster.kubectl.runner, clock: context.clock)
                     let verification = await verifier.verify(stage: stage, matrix: matrix)
                     output.verification = verification
                     _ = try run.record(

@@ -21,7 +21,8 @@ extension Gitops {
                 for group in snapshot.groups {
                     _ = try run.record(
                         EvidenceRecord(
-                            kind: "gather", name: group.name, status: group.ok ? .pass : .fail, message: group.error ?? group.commands.joined(separator: "; "),
+                            kind: "gather", name: group.name, status: group.ok ? .pass : .fail,
+                            message: group.error ?? group.commands.joined(separator: "; "),
                             durationSeconds: group.seconds))
                 }
                 guard snapshot.answered("1-kargo-state") else {
@@ -31,7 +32,9 @@ extension Gitops {
                 let status = PipelineStatus.build(snapshot, environment: cluster.environment)
                 if context.console.format == .json { try context.console.json(status) } else { context.console.write(status.render(), to: .stdout) }
                 let bad = status.stages.filter { !["Verified", "Healthy"].contains($0.phase) }
-                return (bad.isEmpty ? .success : .checkFailed, bad.isEmpty ? "all stages fine" : "not fine: \(bad.map(\.name).joined(separator: ", "))")
+                return (
+                    bad.isEmpty ? .success : .checkFailed, bad.isEmpty ? "all stages fine" : "not fine: \(bad.map(\.name).joined(separator: ", "))"
+                )
             }
             try Runtime.exit(code)
         }

@@ -10,7 +10,9 @@ extension Gitops {
         static let configuration = CommandConfiguration(
             commandName: "verify",
             abstract: "Run the 4-level verification matrix of a stage (gitops.verification.STAGE) and print the V4 report.",
-            discussion: "Levels: 1 infrastructure (pods, CRDs, secrets), 2 service health (endpoints, Prometheus targets), 3 ingress and auth redirect, 4 functional commands. Stops at the first failing level; exit 1 when one fails.")
+            discussion:
+                "Levels: 1 infrastructure (pods, CRDs, secrets), 2 service health (endpoints, Prometheus targets), 3 ingress and auth redirect, 4 functional commands. Stops at the first failing level; exit 1 when one fails."
+        )
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The stage.") var stage: String
@@ -30,15 +32,21 @@ extension Gitops {
             }
             let cluster = try await runtime.cluster()
             let code = try await context.withEvidence { run in
-                let verifier = Verifier(cluster: cluster, http: Self.httpClient(context: context), runner: cluster.kubectl.runner, clock: context.clock)
+                let verifier = Verifier(
+                    cluster: cluster, http: Self.httpClient(context: context), runner: cluster.kubectl.runner, clock: context.clock)
                 let report = await verifier.verify(stage: stage, matrix: matrix, maxLevel: level)
                 for result in report.levels {
                     _ = try run.record(
                         EvidenceRecord(
-                            kind: "level", name: "L\(result.level) \(result.title)", status: result.status == .pass ? .pass : result.status == .fail ? .fail : .skip,
+                            kind: "level", name: "L\(result.level) \(result.title)",
+                            status: result.status == .pass ? .pass : result.status == .fail ? .fail : .skip,
                             message: result.checks.map { "[\($0.passed ? "x" : " ")] \($0.text)" }.joined(separator: "; ")))
                 }
-                if context.console.format == .json { try context.console.json(report) } else { context.console.write(Report.verification(report), to: .stdout) }
+                if context.console.format == .json {
+                    try context.console.json(report)
+                } else {
+                    context.console.write(Report.verification(report), to: .stdout)
+                }
                 return (report.overall == .pass ? .success : .checkFailed, report.failedLevel.map { "FAIL at Level \($0)" } ?? "PASS")
             }
             try Runtime.exit(code)

@@ -181,6 +181,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def route(self, method: str):
         em = self.emulator
+        self._read = False  # one handler serves every request of a kept-alive connection
         path = urllib.parse.urlparse(self.path).path
         connect = path.startswith(CONNECT)
         if connect == em.rest:  # REST-only servers have no Connect routes and vice versa

@@ -13,41 +13,18 @@ final class PrivateEmulator: @unchecked Sendable {
     let endpoint: String
     let base: String
     let token: String
-    let directory: TemporaryDirectory
-    private let process: Process
+    var directory: TemporaryDirectory { instance.directory }
+    private let instance: PrivateHCloudEmulator
     private let http: HTTPClient
 
     init() throws {
-        let info = try Testbed.load().hcloudEmulator()
-        directory = TemporaryDirectory("kh-stab-emulator")
-        token = (0..<24).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
-        let tokenFile = try directory.write("token", token)
-        let portFile = directory.path + "/port"
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: info.python)
-        process.arguments = [
-            "-B", info.directory + "/server.py", "--port", "0", "--port-file", portFile, "--token-file", tokenFile, "--exit-with-parent",
-            "--ipv4-pool", info.ipv4Pool,
-        ]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle(forWritingAtPath: try directory.write("emulator.log", ""))
-        try process.run()
-        let deadline = Date().addingTimeInterval(20)
-        var port = ""
-        while port.isEmpty {
-            guard Date() < deadline, process.isRunning else {
-                throw SetupError("the hcloud emulator did not start: \((try? directory.read("emulator.log")) ?? "")")
-            }
-            Thread.sleep(forTimeInterval: 0.05)
-            port = ((try? directory.read("port")) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        base = "http://127.0.0.1:\(port)"
-        endpoint = base + "/v1"
+        let pool = try Testbed.load().hcloudEmulator().ipv4Pool
+        instance = try PrivateHCloudEmulator(label: "kh-stab-emulator", ipv4Pool: pool)
+        token = instance.token
+        base = instance.base.absoluteString
+        endpoint = instance.endpoint.absoluteString
         http = HTTPClient(configuration: .init(timeout: .seconds(20), retry: .none, authentication: .bearer(token)))
     }
-
-    deinit { process.terminate() }
 
     /// One call; fails the test on a non-2xx answer.
     @discardableResult

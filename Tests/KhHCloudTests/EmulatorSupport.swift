@@ -16,8 +16,8 @@ final class EmulatorInstance: @unchecked Sendable {
     let base: URL
     let token: String
     let info: HCloudEmulatorInfo
-    let directory: TemporaryDirectory
-    private let process: Process
+    var directory: TemporaryDirectory { instance.directory }
+    private let instance: PrivateHCloudEmulator
     private let control: HTTPClient
 
     private static let shared = Mutex<EmulatorInstance?>(nil)
@@ -33,35 +33,13 @@ final class EmulatorInstance: @unchecked Sendable {
     }
 
     private init() throws {
-        info = try Testbed.load().hcloudEmulator()
-        directory = TemporaryDirectory("kh-hcloud-emulator")
-        token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
-        let tokenFile = try directory.write("token", token)
-        let portFile = directory.path + "/port"
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: info.python)
-        process.arguments = [
-            "-B", info.directory + "/server.py", "--port", "0", "--port-file", portFile, "--token-file", tokenFile, "--exit-with-parent",
-        ]
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle(forWritingAtPath: try directory.write("emulator.log", ""))
-        try process.run()
-        let deadline = Date().addingTimeInterval(15)
-        var port = ""
-        while port.isEmpty {
-            guard Date() < deadline, process.isRunning else {
-                throw EmulatorStartError(message: "the hcloud emulator did not start: \((try? directory.read("emulator.log")) ?? "")")
-            }
-            Thread.sleep(forTimeInterval: 0.05)
-            port = ((try? directory.read("port")) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        base = URL(string: "http://127.0.0.1:\(port)")!
-        endpoint = base.appendingPathComponent("v1")
+        instance = try PrivateHCloudEmulator(label: "kh-hcloud-emulator")
+        info = instance.info
+        token = instance.token
+        base = instance.base
+        endpoint = instance.endpoint
         control = HTTPClient(configuration: .init(timeout: .seconds(20), retry: .none, authentication: .bearer(token)))
     }
-
-    deinit { process.terminate() }
 
     /// A client for this emulator (its own redactor, which the token is registered with).
     func client(concurrency: Int = 16, redactor: Redactor = Redactor(), perPage: Int = 50, actionDeadline: Duration = .seconds(30)) throws
@@ -128,11 +106,6 @@ final class EmulatorInstance: @unchecked Sendable {
         run.waitUntilExit()
         return (run.terminationStatus, String(decoding: data, as: UTF8.self))
     }
-}
-
-struct EmulatorStartError: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
 }
 
 /// Counts of the request log for one route, e.g. `GET /servers`.

@@ -54,9 +54,11 @@ final class Pipeline: Sendable {
     /// The test's namespaces go when it ends (deleting a namespace deletes everything in it),
     /// so other suites sharing the emulator never see this test's stages.
     deinit {
-        let namespaces = [env.kargoNamespace, env.kargoControllerNamespace, env.argocdNamespace, env.argocdControllerNamespace, env.monitoringNamespace]
+        let namespaces =
+            [env.kargoNamespace, env.kargoControllerNamespace, env.argocdNamespace, env.argocdControllerNamespace, env.monitoringNamespace]
             + [env.appNamespace].compactMap { $0 }
-        let argv = [kubectl.executable, "--kubeconfig", kubectl.kubeconfig ?? "", "delete", "namespace", "--wait=false", "--ignore-not-found"] + namespaces
+        let argv =
+            [kubectl.executable, "--kubeconfig", kubectl.kubeconfig ?? "", "delete", "namespace", "--wait=false", "--ignore-not-found"] + namespaces
         var pid: pid_t = 0
         var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for arg in cArgs { free(arg) } }

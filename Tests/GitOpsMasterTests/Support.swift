@@ -51,6 +51,26 @@ final class Pipeline: Sendable {
             .map { ["apiVersion": "v1", "kind": "Namespace", "metadata": ["name": .string($0)]] })
     }
 
+    /// The test's namespaces go when it ends (deleting a namespace deletes everything in it),
+    /// so other suites sharing the emulator never see this test's stages.
+    deinit {
+        let namespaces =
+            [env.kargoNamespace, env.kargoControllerNamespace, env.argocdNamespace, env.argocdControllerNamespace, env.monitoringNamespace]
+            + [env.appNamespace].compactMap { $0 }
+        let argv =
+            [kubectl.executable, "--kubeconfig", kubectl.kubeconfig ?? "", "delete", "namespace", "--wait=false", "--ignore-not-found"] + namespaces
+        var pid: pid_t = 0
+        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { for arg in cArgs { free(arg) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for fd: Int32 in [0, 1, 2] { posix_spawn_file_actions_addopen(&actions, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0) }
+        guard posix_spawnp(&pid, argv[0], &actions, nil, &cArgs, environ) == 0 else { return }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    }
+
     func installCRDs() async throws {
         if Self.crdsReady.withLock({ $0 }) { return }
         let crds = try testbed.require("KH_TESTBED_KUBE_CRDS")

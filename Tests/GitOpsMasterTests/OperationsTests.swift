@@ -231,4 +231,46 @@ struct OperationsTests {
         #expect(result.exitCode == 2, "\(result.stderrText)")
         #expect(result.stderrText.contains("I need your cluster details to proceed:"))
     }
+
+    @Test("status: the chain warehouse → stages in dependency order with conditions, freight, last promotion and apps; discover --write")
+    func statusChain() async throws {
+        let p = try await Pipeline()
+        let promo = P.generated("test", Self.f1)
+        try await p.upsert([
+            p.warehouse(), p.freight(Self.f1, alias: "wonky-wombat", verifiedIn: ["test"]),
+            p.stage("prod", upstream: ["uat"], apps: ["web-prod"], conditions: [P.condition("Ready", "False", "NoFreight")]),
+            p.stage("uat", upstream: ["test"], apps: ["web-uat"], conditions: [P.condition("Promoting", "True", "ActivePromotion")]),
+            p.stage(
+                "test", apps: ["web-test"], conditions: P.verified, lastPromotion: ["name": .string(promo), "status": ["phase": "Succeeded"]],
+                freightHistory: p.history(Self.f1)),
+            p.app("web-test", reconciledAt: P.ago(10)), p.app("web-uat", sync: "OutOfSync", health: "Progressing"),
+        ])
+        let snapshot = await Gatherer.gather(p.cluster())
+        let status = PipelineStatus.build(snapshot, environment: p.env)
+        #expect(status.stages.map(\.name) == ["test", "uat", "prod"] && status.stages.map(\.depth) == [0, 1, 2])
+        #expect(status.warehouses == ["platform"])
+        let test = status.stages[0]
+        #expect(test.verified == "True (Verified)" && test.currentFreight == "wonky-wombat" && test.lastPromotion == promo)
+        #expect(test.apps == [AppStatus(name: "web-test", sync: "Synced", health: "Healthy", healthFresh: true, operation: nil)])
+        #expect(status.stages[1].phase == "Promoting" && status.stages[1].apps.first?.sync == "OutOfSync")
+        #expect(status.stages[2].phase == "NotApplicable" && status.stages[2].apps.first?.sync == "Missing")
+        let text = status.render()
+        #expect(text.contains("Warehouse platform") && text.contains("└─ uat (from test) Promoting"))
+
+        // discover --write: the runbook's file, written atomically, read back the same.
+        let dir = TemporaryDirectory()
+        _ = try await p.kubectl.run(["get", "ns"])
+        var environment = p.testbed.processEnvironment
+        environment["KH_EVIDENCE_DIR"] = dir.path + "/runs"
+        var command = Command(BuiltProducts.kh, ["gitops", "discover", "--write"])
+        command.workingDirectory = dir.path
+        let result = try await LocalRunner(environment: environment).run(command, options: RunOptions(timeout: .seconds(60)))
+        #expect(result.exitCode == 0, "\(result.stderrText)")
+        let written = try RunbookConfig.parse(try dir.read(".gitops-config.yaml"), path: ".gitops-config.yaml")
+        #expect(written.kargoNamespace != nil && written.argocdNamespace != nil && written.kargoControllerNamespace == "kargo")
+        var again = Command(BuiltProducts.kh, ["gitops", "discover", "--write"])
+        again.workingDirectory = dir.path
+        let refused = try await LocalRunner(environment: environment).run(again, options: RunOptions(timeout: .seconds(60)))
+        #expect(refused.exitCode == 2 && refused.stderrText.contains("--force"))
+    }
 }

@@ -75,7 +75,13 @@ final class Pipeline: Sendable {
         if Self.crdsReady.withLock({ $0 }) { return }
         let crds = try testbed.require("KH_TESTBED_KUBE_CRDS")
         for file in try FileManager.default.contentsOfDirectory(atPath: crds).sorted() where file.hasSuffix(".yaml") {
-            try await kubectl.apply(yaml: String(contentsOfFile: crds + "/" + file, encoding: .utf8))
+            let yaml = try String(contentsOfFile: crds + "/" + file, encoding: .utf8)
+            do {
+                try await kubectl.apply(yaml: yaml)
+            } catch let error as KubeError where error.kind == .alreadyExists {
+                // Another suite created it between kubectl's read and its create: apply again (an update now).
+                try await kubectl.apply(yaml: yaml)
+            }
         }
         for name in ["stages.kargo.akuity.io", "applications.argoproj.io", "analysisruns.argoproj.io"] {
             _ = try await kubectl.wait(for: CustomResourceDefinition.self, name: name, timeout: .seconds(20), interval: .milliseconds(200)) {
@@ -316,7 +322,7 @@ final class KargoEmulator: Sendable {
             "python3", "-B", BuiltProducts.repositoryRoot + "/Tools/testbed/kargo-emulator/server.py", "--port-file", portFile, "--version", version,
             "--token-file", tokenFile, "--kube-server", try testbed.require("KH_TESTBED_KUBE_SERVER"), "--kube-ca",
             try testbed.require("KH_TESTBED_KUBE_CA"),
-            "--kube-token-file", try testbed.require("KH_TESTBED_DIR") + "/kube/token",
+            "--kube-token-file", try testbed.require("KH_TESTBED_DIR") + "/kube/token", "--watch-pid", String(getpid()),
         ]
         // A session of its own (setsid), so it outlives the shell that starts it; stopped by PID in deinit.
         let script = "setsid " + Shell.join(args) + " </dev/null >" + Shell.quote(dir.path + "/server.log") + " 2>&1 & echo $!"

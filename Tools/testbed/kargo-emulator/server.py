@@ -249,6 +249,7 @@ def main() -> None:
     p.add_argument("--kube-server", required=True)
     p.add_argument("--kube-ca", required=True)
     p.add_argument("--kube-token-file", required=True)
+    p.add_argument("--watch-pid", type=int, help="exit when this process (the test) is gone")
     args = p.parse_args()
     with open(args.token_file, encoding="utf-8") as f:
         token = f.read().strip()
@@ -265,7 +266,12 @@ def main() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         while True:
-            time.sleep(3600)
+            time.sleep(1)
+            if args.watch_pid:
+                try:
+                    os.kill(args.watch_pid, 0)
+                except ProcessLookupError:
+                    break
     except KeyboardInterrupt:
         pass
 

@@ -48,9 +48,12 @@ lint:
 	$(SWIFT) format lint --strict -r Package.swift Packages Plugins Tools Tests
 	$(SWIFT) build --build-tests -Xswiftc -warnings-as-errors --scratch-path .build-lint
 
+# The plugin benchmarks use the testbed (kube emulator, Hetzner emulator), brought up and down here.
 bench: deps release
 	@bash Tools/scripts/install-deps.sh --optional $(BENCH_PACKAGES)
-	.build/release/kh-bench --kh $(KH_RELEASE)
+	@bash Tools/testbed/testbed.sh up
+	@status=0; .build/release/kh-bench --kh $(KH_RELEASE) || status=$$?; \
+	  bash Tools/testbed/testbed.sh down; exit $$status
 
 demo: deps
 	$(SWIFT) build --product kh $(BUILD_FLAGS)

@@ -117,25 +117,43 @@ public enum PluginRegistry {
     }
 
     /// Ids must be unique, non-empty, lower-case words joined by `-`; sections unique too.
+    /// Runs at every start-up: no regular expression (ICU) and no reflection unless it fails.
     public static func validate(_ plugins: [any KhPlugin.Type]) throws {
-        var ids: [String: String] = [:]
-        var sections: [String: String] = [:]
-        for plugin in plugins {
-            let name = String(reflecting: plugin)
-            guard plugin.id.range(of: #"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"#, options: .regularExpression) != nil else {
-                throw KhError.internalError("plugin \(name) has an invalid id \"\(plugin.id)\": expected lower-case words joined by '-'")
+        func name(_ index: Int) -> String { String(reflecting: plugins[index]) }
+        var ids: [String: Int] = [:]
+        var sections: [String: Int] = [:]
+        for (index, plugin) in plugins.enumerated() {
+            guard isValidID(plugin.id) else {
+                throw KhError.internalError("plugin \(name(index)) has an invalid id \"\(plugin.id)\": expected lower-case words joined by '-'")
             }
             if let other = ids[plugin.id] {
-                throw KhError.internalError("plugins \(other) and \(name) share the id \"\(plugin.id)\"")
+                throw KhError.internalError("plugins \(name(other)) and \(name(index)) share the id \"\(plugin.id)\"")
             }
-            ids[plugin.id] = name
+            ids[plugin.id] = index
             if let section = plugin.configSection {
                 if section == ConfigFile.coreSection || sections[section] != nil {
-                    throw KhError.internalError("plugin \(name) claims config section \"\(section)\", already owned by \(sections[section] ?? "kh")")
+                    let owner = sections[section].map(name) ?? "kh"
+                    throw KhError.internalError("plugin \(name(index)) claims config section \"\(section)\", already owned by \(owner)")
                 }
-                sections[section] = name
+                sections[section] = index
             }
         }
+    }
+
+    /// `^[a-z][a-z0-9]*(-[a-z0-9]+)*$`: lower-case words of letters and digits joined by single `-`,
+    /// starting with a letter.
+    package static func isValidID(_ id: String) -> Bool {
+        var previous: UInt8 = UInt8(ascii: "-")
+        for (offset, byte) in id.utf8.enumerated() {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): break
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): if offset == 0 { return false }
+            case UInt8(ascii: "-"): if previous == UInt8(ascii: "-") { return false }
+            default: return false
+            }
+            previous = byte
+        }
+        return !id.isEmpty && previous != UInt8(ascii: "-")
     }
 
     /// The module a plugin type lives in (its folder under `Plugins/`).

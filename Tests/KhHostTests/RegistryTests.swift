@@ -48,6 +48,12 @@ struct RegistryTests {
         #expect(throws: KhError.self) { try PluginRegistry.validate([BadID.self]) }
         #expect(throws: KhError.self) { try PluginRegistry.validate([SectionThief.self]) }
         #expect(throws: Never.self) { try PluginRegistry.validate([AlphaPlugin.self]) }
+        for id in ["a", "alpha", "hetzner-matrix", "eks-karpenter-install", "k8s-tools", "a-1"] {
+            #expect(PluginRegistry.isValidID(id), "\(id)")
+        }
+        for id in ["", "-a", "a-", "a--b", "1a", "Alpha", "a_b", "a b", "a.b", "é"] {
+            #expect(!PluginRegistry.isValidID(id), "\(id)")
+        }
         #expect(PluginRegistry.moduleName(of: AlphaPlugin.self) == "KhHostTests")
     }
 

@@ -90,6 +90,17 @@ public protocol AWSAPI: Sendable {
     func describeSubnets(_ ids: [String]) async throws -> [TaggedResource]
     func describeSecurityGroups(_ ids: [String]) async throws -> [TaggedResource]
     func createTags(resources: [String], key: String, value: String) async throws
+    func setQueueAttributes(_ url: String, attributes: [String: String]) async throws
+    func describeRule(_ name: String) async throws -> EventRule?
+    func putRule(_ name: String, eventPattern: String, description: String) async throws -> String
+    func listTargetsByRule(_ rule: String) async throws -> [EventTarget]
+    func putTargets(rule: String, targets: [EventTarget]) async throws
+    /// Throws ``AWSError`` with code ``AWSError/unsupportedOperation`` when the endpoint
+    /// does not serve the Pod Identity API (an emulator), so callers can say so.
+    func listPodIdentityAssociations(cluster: String, namespace: String, serviceAccount: String) async throws -> [PodIdentityAssociation]
+    func describePodIdentityAssociation(cluster: String, id: String) async throws -> PodIdentityAssociation?
+    func createPodIdentityAssociation(cluster: String, namespace: String, serviceAccount: String, roleARN: String) async throws
+        -> PodIdentityAssociation
 }
 
 /// Finds credentials the way the AWS CLI does, for the cases kh supports: an explicit

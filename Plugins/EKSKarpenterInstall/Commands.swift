@@ -10,7 +10,7 @@ public struct Install: AsyncParsableCommand {
         abstract: "Phased EKS + Karpenter install: platform gates, Helm release repair, strict completion, evidence.",
         discussion: """
             Phases: phase1 (foundation: cluster, kubeconfig, nodes), phase2 (prerequisites: IAM, instance profile, \
-            interruption queue, discovery tags), phase3 (compute: Karpenter via Helm, controller Ready), phase4 (verify: \
+            interruption queue with its policy and EventBridge rules, Pod Identity association, discovery tags), phase3 (compute: Karpenter via Helm, controller Ready), phase4 (verify: \
             NodePool, EC2NodeClass, a NodeClaim for a test deployment). `all` runs them in order and resumes. \
             Exit codes: 0 ok, 1 a gate was not met, 2 bad input, 3 blocked_phase (an earlier phase is not done), \
             4 a tool or API failed. See docs/install.md.

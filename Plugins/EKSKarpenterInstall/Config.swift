@@ -218,6 +218,12 @@ public struct InstallConfig: Decodable, Sendable, Equatable {
         public var subnetIDs: [String] = []
         /// Security groups to tag; the cluster's when empty.
         public var securityGroupIDs: [String] = []
+        /// The EventBridge rules feeding the interruption queue are named `<prefix>-<kind>`.
+        public var eventRulePrefix = "Karpenter-{cluster}"
+        /// Whether phase 2 verifies/creates the controller role's EKS Pod Identity association.
+        public var podIdentityAssociation = true
+        /// The controller's service account (in the Karpenter namespace) the association binds.
+        public var serviceAccount = "karpenter"
 
         enum CodingKeys: String, CodingKey {
             case nodeRole = "node_role"
@@ -228,6 +234,9 @@ public struct InstallConfig: Decodable, Sendable, Equatable {
             case interruptionQueue = "interruption_queue"
             case subnetIDs = "subnet_ids"
             case securityGroupIDs = "security_group_ids"
+            case eventRulePrefix = "event_rule_prefix"
+            case podIdentityAssociation = "pod_identity_association"
+            case serviceAccount = "service_account"
         }
 
         public init() {}
@@ -243,6 +252,9 @@ public struct InstallConfig: Decodable, Sendable, Equatable {
             interruptionQueue = try c.decodeIfPresent(String.self, forKey: .interruptionQueue) ?? d.interruptionQueue
             subnetIDs = try c.decodeIfPresent([String].self, forKey: .subnetIDs) ?? []
             securityGroupIDs = try c.decodeIfPresent([String].self, forKey: .securityGroupIDs) ?? []
+            eventRulePrefix = try c.decodeIfPresent(String.self, forKey: .eventRulePrefix) ?? d.eventRulePrefix
+            podIdentityAssociation = try c.decodeIfPresent(Bool.self, forKey: .podIdentityAssociation) ?? d.podIdentityAssociation
+            serviceAccount = try c.decodeIfPresent(String.self, forKey: .serviceAccount) ?? d.serviceAccount
         }
     }
 

@@ -37,7 +37,8 @@ public enum InstallOrchestrator {
                 outcome = await Self.run(phase, settings: settings, deps: deps, verifyOnly: true)
                 if outcome.ok {
                     resumed.append(phase)
-                    outcome.warnings.append("re-verified: done in run \(from), not redone")
+                    // First: what the run did with this phase; the phase's own notes follow.
+                    outcome.warnings.insert("re-verified: done in run \(from), not redone", at: 0)
                 } else {
                     deps.console.progress(
                         "\(phase.command): re-verification failed (\(outcome.blockers.map(\.code).joined(separator: ", "))); redoing")

@@ -1,7 +1,8 @@
 import Foundation
 import KhCore
 
-/// Phase 2 (prerequisites) evidence: each IAM object, the interruption queue and the
+/// Phase 2 (prerequisites) evidence: each IAM object, the interruption queue with its
+/// policy and EventBridge rules, the controller's Pod Identity association and the
 /// discovery tags, verified and (unless a dry run) created when missing.
 public struct Phase2Evidence: Codable, Sendable, Equatable {
     public struct Policy: Codable, Sendable, Equatable {
@@ -28,6 +29,9 @@ public struct Phase2Evidence: Codable, Sendable, Equatable {
         public var existed = false
         public var created = false
         public var messageRetentionPeriod: String?
+        public var arn: String?
+        /// Whether EventBridge may send to the queue (SetQueueAttributes Policy).
+        public var policy = QueuePolicy()
     }
     public struct Tagged: Codable, Sendable, Equatable {
         public var id: String
@@ -44,6 +48,9 @@ public struct Phase2Evidence: Codable, Sendable, Equatable {
     public var controllerRole = Role()
     public var instanceProfile = InstanceProfile()
     public var interruptionQueue = Queue()
+    /// The EventBridge rules feeding the queue (Health, Spot interruption, rebalance, state change).
+    public var interruptionRules: [Rule] = []
+    public var podIdentityAssociation = PodIdentity()
     public var discovery = Discovery()
 }
 
@@ -59,14 +66,13 @@ extension InstallPhases {
     public static func prerequisites(settings: InstallSettings, deps: InstallDependencies, verifyOnly: Bool) async -> PhaseOutcome {
         var ev = Phase2Evidence()
         var blockers: [Blocker] = []
+        var warnings: [String] = []
         func done() -> PhaseOutcome {
             PhaseOutcome(
                 phase: .prerequisites, ok: blockers.isEmpty, evidence: (try? JSONValue(encoding: ev)) ?? .null, blockers: blockers,
-                commands: deps.ledger.drain(), verifiedOnly: verifyOnly)
+                warnings: warnings, commands: deps.ledger.drain(), verifiedOnly: verifyOnly)
         }
-        func missing(_ what: String) {
-            blockers.append(Blocker(.prerequisiteMissing, "\(what) is missing; dry run: not created", remediation: "run `kh install phase2 --yes`"))
-        }
+        func missing(_ what: String) { blockers.append(missingBlocker(what)) }
         let aws: any AWSAPI
         let cluster: EKSCluster
         do {
@@ -169,6 +175,7 @@ extension InstallPhases {
         // The interruption queue.
         let queue = settings.queueName
         ev.interruptionQueue.name = queue
+        var queueAttributes: [String: String] = [:]
         do {
             var url = try await aws.getQueueURL(queue)
             ev.interruptionQueue.existed = url != nil
@@ -182,11 +189,26 @@ extension InstallPhases {
             }
             if let url {
                 ev.interruptionQueue.url = url
-                ev.interruptionQueue.messageRetentionPeriod = try await aws.queueAttributes(url)["MessageRetentionPeriod"]
+                queueAttributes = try await aws.queueAttributes(url)
+                ev.interruptionQueue.messageRetentionPeriod = queueAttributes["MessageRetentionPeriod"]
+                ev.interruptionQueue.arn = queueAttributes["QueueArn"]
             }
         } catch {
             blockers.append(Blocker(.interruptionQueueFailed, "SQS queue \(queue): \(error)"))
         }
+        if let url = ev.interruptionQueue.url, let arn = ev.interruptionQueue.arn {
+            ev.interruptionQueue.policy = await interruptionQueuePolicy(
+                aws: aws, url: url, queueARN: arn, current: queueAttributes["Policy"], verifyOnly: verifyOnly, blockers: &blockers)
+        } else if !queueAttributes.isEmpty {
+            blockers.append(Blocker(.interruptionQueueFailed, "SQS queue \(queue): GetQueueAttributes gave no QueueArn"))
+        }
+
+        // The EventBridge rules feeding the queue, and the controller's Pod Identity association.
+        ev.interruptionRules = await interruptionRules(
+            aws: aws, prefix: settings.eventRulePrefix, queueARN: ev.interruptionQueue.arn, verifyOnly: verifyOnly, console: deps.console,
+            blockers: &blockers)
+        ev.podIdentityAssociation = await podIdentityAssociation(
+            aws: aws, settings: settings, roleARN: ev.controllerRole.arn, verifyOnly: verifyOnly, blockers: &blockers, warnings: &warnings)
 
         // Discovery tags on the cluster's subnets and security groups.
         let key = ev.discovery.tagKey

@@ -24,6 +24,7 @@ public struct InstallSettings: Sendable {
     public var controllerRoleName: String { name(config.prerequisites.controllerRole) }
     public var instanceProfileName: String { name(config.prerequisites.instanceProfile) }
     public var queueName: String { name(config.prerequisites.interruptionQueue) }
+    public var eventRulePrefix: String { name(config.prerequisites.eventRulePrefix) }
 
     /// Resolves flags over config over environment. A missing cluster name is an error
     /// naming both the flag and the config field.

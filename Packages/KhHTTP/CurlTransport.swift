@@ -33,10 +33,14 @@ public final class CurlTransport: HTTPTransport {
         public var defaultTimeout: Duration
         /// Body cap for a request that sets none.
         public var defaultMaxResponseBytes: Int
+        /// Connect every request to this unix socket instead of the URL's host and port
+        /// (`CURLOPT_UNIX_SOCKET_PATH`; the URL still names the path and the Host header).
+        public var unixSocketPath: String?
 
         public init(
             maxConcurrent: Int = 64, maxConnectionsPerHost: Int = 0, acceptCompressed: Bool = true, caBundlePath: String? = nil,
-            defaultConnectTimeout: Duration = .seconds(10), defaultTimeout: Duration = .seconds(60), defaultMaxResponseBytes: Int = 64 << 20
+            defaultConnectTimeout: Duration = .seconds(10), defaultTimeout: Duration = .seconds(60), defaultMaxResponseBytes: Int = 64 << 20,
+            unixSocketPath: String? = nil
         ) {
             self.maxConcurrent = max(1, maxConcurrent)
             self.maxConnectionsPerHost = max(0, maxConnectionsPerHost)
@@ -45,6 +49,7 @@ public final class CurlTransport: HTTPTransport {
             self.defaultConnectTimeout = defaultConnectTimeout
             self.defaultTimeout = defaultTimeout
             self.defaultMaxResponseBytes = defaultMaxResponseBytes
+            self.unixSocketPath = unixSocketPath
         }
     }
 
@@ -447,6 +452,7 @@ final class CurlEasy {
         try check(kh_curl_easy_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer), "CURLOPT_ERRORBUFFER")
         if options.acceptCompressed { try set(CURLOPT_ACCEPT_ENCODING, "CURLOPT_ACCEPT_ENCODING", "") }
         if let path = options.caBundlePath { try set(CURLOPT_CAINFO, "CURLOPT_CAINFO", path) }
+        if let path = options.unixSocketPath { try set(CURLOPT_UNIX_SOCKET_PATH, "CURLOPT_UNIX_SOCKET_PATH", path) }
 
         // Callbacks get the sink through an unretained pointer: this object keeps it alive
         // for as long as the handle exists.

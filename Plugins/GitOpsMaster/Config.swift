@@ -19,6 +19,9 @@ public struct GitOpsConfig: Decodable, Sendable, Equatable {
     public var ssh: SSHTarget?
     /// The deadline of each D1 gathering group (and of each kubectl call in it).
     public var gatherTimeout: KhDuration
+    /// Gather D1 through one `kubectl proxy` on a private unix socket when kubectl runs on
+    /// this machine (false: one kubectl process per group).
+    public var apiProxy: Bool
     /// An ActivePromotion older than this is "likely stuck" (D4).
     public var stuckPromotionAfter: KhDuration
     /// Kargo's wait after an Argo CD sync before it trusts health (Gotcha 3).
@@ -38,7 +41,7 @@ public struct GitOpsConfig: Decodable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case configFile = "config_file", kubectl, kubeconfig, context, ssh
-        case gatherTimeout = "gather_timeout", stuckPromotionAfter = "stuck_promotion_after", healthDelay = "health_delay"
+        case gatherTimeout = "gather_timeout", apiProxy = "api_proxy", stuckPromotionAfter = "stuck_promotion_after", healthDelay = "health_delay"
         case heavyStages = "heavy_stages", foundationStage = "foundation_stage"
         case verificationServiceAccount = "verification_service_account"
         case kargoAPI = "kargo_api", promote, verification
@@ -48,6 +51,7 @@ public struct GitOpsConfig: Decodable, Sendable, Equatable {
         configFile = ".gitops-config.yaml"
         kubectl = "kubectl"
         gatherTimeout = KhDuration(.seconds(20))
+        apiProxy = true
         stuckPromotionAfter = KhDuration(.seconds(15 * 60))
         healthDelay = KhDuration(.seconds(10))
         heavyStages = ["monitoring"]
@@ -67,6 +71,7 @@ public struct GitOpsConfig: Decodable, Sendable, Equatable {
         context = try c.decodeIfPresent(String.self, forKey: .context)
         ssh = try c.decodeIfPresent(SSHTarget.self, forKey: .ssh)
         gatherTimeout = try c.decodeIfPresent(KhDuration.self, forKey: .gatherTimeout) ?? gatherTimeout
+        apiProxy = try c.decodeIfPresent(Bool.self, forKey: .apiProxy) ?? apiProxy
         stuckPromotionAfter = try c.decodeIfPresent(KhDuration.self, forKey: .stuckPromotionAfter) ?? stuckPromotionAfter
         healthDelay = try c.decodeIfPresent(KhDuration.self, forKey: .healthDelay) ?? healthDelay
         heavyStages = try c.decodeIfPresent([String].self, forKey: .heavyStages) ?? heavyStages

@@ -1,6 +1,7 @@
 import Foundation
 import KhCore
 import KhKube
+import KhProcess
 
 /// One D1 group: its commands, whether it answered within its deadline, how long it took.
 public struct GroupOutcome: Codable, Sendable, Equatable {
@@ -97,42 +98,79 @@ public enum Gatherer {
         ]
     }
 
+    /// The API reads of each group through the proxy (``APIProxy``): the same data as
+    /// ``commands(_:)``, one GET per kind, all at once.
+    public static func requests(_ env: GitOpsEnvironment) -> [String: [String]] {
+        let ns = env.kargoNamespace
+        let kargo = "/apis/kargo.akuity.io/v1alpha1/namespaces/\(ns)/"
+        let rollouts = "/apis/argoproj.io/v1alpha1/namespaces/\(ns)/"
+        return [
+            "1-kargo-state": [
+                kargo + "stages", kargo + "promotions", kargo + "freights", kargo + "warehouses", rollouts + "analysisruns",
+                rollouts + "analysistemplates", "/apis/batch/v1/namespaces/\(ns)/jobs",
+            ],
+            "2-argocd-state": ["/apis/argoproj.io/v1alpha1/namespaces/\(env.argocdNamespace)/applications"],
+            "3-controller-health": [
+                "/api/v1/namespaces/\(env.kargoControllerNamespace)/pods?labelSelector=app.kubernetes.io/name=kargo",
+                "/api/v1/namespaces/\(env.argocdControllerNamespace)/pods?labelSelector=app.kubernetes.io/name=argocd-repo-server",
+            ],
+            "4-recent-events": ["/api/v1/namespaces/\(ns)/events?fieldSelector=type!=Normal"],
+            "5-controller-logs": [
+                "/apis/apps/v1/namespaces/\(env.kargoControllerNamespace)/deployments/kargo-controller",
+                "/api/v1/namespaces/\(env.kargoControllerNamespace)/pods?labelSelector=<its selector>",
+                "/api/v1/namespaces/\(env.kargoControllerNamespace)/pods/<the pod kubectl picks>/log?tailLines=200",
+            ],
+        ]
+    }
+
+    /// What the D1 groups read, before it is sorted into a snapshot.
+    struct Gathered: Sendable {
+        var kargo: [KargoItem]?
+        var apps: [ArgoApplication]?
+        var pods: [Pod]?
+        var events: [Event]?
+        var log: String?
+        var groups: [GroupOutcome]
+    }
+
     /// Gathers every group in parallel, then the logs of failed verification jobs.
+    /// Through one `kubectl proxy` when kubectl runs on this machine (``APIProxy``; if it
+    /// cannot start, through one kubectl process per group), each group under its own
+    /// deadline: a group that hangs or fails does not hide the others' answers.
     public static func gather(_ cluster: Cluster, clock: KhClock = .live) async -> PipelineSnapshot {
         let deadline = cluster.config.gatherTimeout.duration
-        let commands = commands(cluster.environment)
         let env = cluster.environment
-        func run<T: Sendable>(_ name: String, _ body: @escaping @Sendable () async throws -> T) async -> (T?, GroupOutcome) {
+        var proxyOutcome: GroupOutcome?
+        var gathered: Gathered?
+        if APIProxy.usable(cluster) {
             let start = clock.now()
-            let shown = (commands[name] ?? []).map(cluster.display)
+            let shown = Shell.join([cluster.kubectl.executable, "proxy", "--unix-socket", "<private dir>/api.sock"])
             do {
-                let value = try await withDeadline(name, deadline, body)
-                return (value, GroupOutcome(name: name, commands: shown, ok: true, error: nil, seconds: clock.now().timeIntervalSince(start)))
+                let proxy = try await APIProxy.start(
+                    cluster.kubectl, startDeadline: min(deadline, .seconds(5)), lifetime: deadline * 2 + .seconds(10), requestTimeout: deadline)
+                proxyOutcome = GroupOutcome(
+                    name: "0-api-proxy", commands: [shown], ok: true, error: nil, seconds: clock.now().timeIntervalSince(start))
+                gathered = await throughProxy(proxy, env: env, deadline: deadline, clock: clock)
+                await proxy.stop()
             } catch {
                 let message = (error as? any KhReportableError)?.message ?? "\(error)"
-                return (nil, GroupOutcome(name: name, commands: shown, ok: false, error: message, seconds: clock.now().timeIntervalSince(start)))
+                proxyOutcome = GroupOutcome(
+                    name: "0-api-proxy", commands: [shown], ok: false, error: message + " (gathering with one kubectl call per group)",
+                    seconds: clock.now().timeIntervalSince(start))
             }
         }
-        let c = commands
-        async let kargo = run("1-kargo-state") { try await cluster.items(c["1-kargo-state"]![0], as: KargoItem.self) }
-        async let argo = run("2-argocd-state") { try await cluster.items(c["2-argocd-state"]![0], as: ArgoApplication.self) }
-        async let controllers = run("3-controller-health") { try await cluster.items(c["3-controller-health"]![0], as: Pod.self) }
-        async let events = run("4-recent-events") { try await cluster.items(c["4-recent-events"]![0], as: Event.self) }
-        async let logs = run("5-controller-logs") { try await cluster.text(c["5-controller-logs"]![0]) }
+        var g: Gathered
+        if let gathered { g = gathered } else { g = await withKubectl(cluster, clock: clock) }
+        if let proxyOutcome { g.groups.insert(proxyOutcome, at: 0) }
 
         var snapshot = PipelineSnapshot(takenAt: clock.now())
-        let (k, kOutcome) = await kargo
-        let (a, aOutcome) = await argo
-        let (p, pOutcome) = await controllers
-        let (e, eOutcome) = await events
-        let (l, lOutcome) = await logs
-        snapshot.groups = [kOutcome, aOutcome, pOutcome, eOutcome, lOutcome]
+        snapshot.groups = g.groups
         func byCreation<T: KubeResource>(_ items: [T]) -> [T] {
             items.sorted {
                 ($0.metadata.creationTimestamp ?? .distantPast, $0.metadata.name) < ($1.metadata.creationTimestamp ?? .distantPast, $1.metadata.name)
             }
         }
-        for item in k ?? [] {
+        for item in g.kargo ?? [] {
             switch item {
             case .stage(let x): snapshot.stages.append(x)
             case .promotion(let x): snapshot.promotions.append(x)
@@ -147,15 +185,16 @@ public enum Gatherer {
         snapshot.promotions = byCreation(snapshot.promotions)
         snapshot.freight = byCreation(snapshot.freight)
         snapshot.analysisRuns = byCreation(snapshot.analysisRuns)
-        snapshot.apps = a ?? []
-        snapshot.kargoPods = (p ?? []).filter {
+        snapshot.apps = g.apps ?? []
+        snapshot.kargoPods = (g.pods ?? []).filter {
             $0.metadata.namespace == env.kargoControllerNamespace && $0.metadata.labels?["app.kubernetes.io/name"] == "kargo"
         }
-        snapshot.repoServerPods = (p ?? []).filter {
+        snapshot.repoServerPods = (g.pods ?? []).filter {
             $0.metadata.namespace == env.argocdControllerNamespace && $0.metadata.labels?["app.kubernetes.io/name"] == "argocd-repo-server"
         }
-        snapshot.events = e ?? []
-        snapshot.controllerLog = l
+        // `--sort-by=.lastTimestamp`: oldest first.
+        snapshot.events = (g.events ?? []).sorted { ($0.lastSeen ?? .distantPast) < ($1.lastSeen ?? .distantPast) }
+        snapshot.controllerLog = g.log
 
         // Wave 2: logs of the jobs of failed AnalysisRuns (Gotcha 4: the error is only there).
         let failedJobs = snapshot.analysisRuns.filter { ["Failed", "Error"].contains($0.status?.phase ?? "") }
@@ -166,11 +205,10 @@ public enum Gatherer {
                 for job in failedJobs {
                     group.addTask {
                         let args = ["logs", "job/\(job)", "-n", ns]
-                        let (text, outcome) = await run("7-job-logs") { try await cluster.text(args) }
-                        var shown = outcome
-                        shown.name = "7-job-logs:\(job)"
-                        shown.commands = [cluster.display(args)]
-                        return (job, text, shown)
+                        let (text, outcome) = await timed("7-job-logs:\(job)", [cluster.display(args)], deadline, clock) {
+                            try await cluster.text(args)
+                        }
+                        return (job, text, outcome)
                     }
                 }
                 var out: [(String, String?, GroupOutcome)] = []
@@ -183,6 +221,97 @@ public enum Gatherer {
             }
         }
         return snapshot
+    }
+
+    /// Runs one group's work under its deadline and says how it went.
+    static func timed<T: Sendable>(
+        _ name: String, _ shown: [String], _ deadline: Duration, _ clock: KhClock, _ body: @escaping @Sendable () async throws -> T
+    ) async -> (T?, GroupOutcome) {
+        let start = clock.now()
+        do {
+            let value = try await withDeadline(name, deadline, body)
+            return (value, GroupOutcome(name: name, commands: shown, ok: true, error: nil, seconds: clock.now().timeIntervalSince(start)))
+        } catch {
+            let message = (error as? any KhReportableError)?.message ?? "\(error)"
+            return (nil, GroupOutcome(name: name, commands: shown, ok: false, error: message, seconds: clock.now().timeIntervalSince(start)))
+        }
+    }
+
+    /// D1 with one kubectl process per group (``commands(_:)``).
+    static func withKubectl(_ cluster: Cluster, clock: KhClock) async -> Gathered {
+        let deadline = cluster.config.gatherTimeout.duration
+        let c = commands(cluster.environment)
+        func shown(_ name: String) -> [String] { (c[name] ?? []).map(cluster.display) }
+        async let kargo = timed("1-kargo-state", shown("1-kargo-state"), deadline, clock) {
+            try await cluster.items(c["1-kargo-state"]![0], as: KargoItem.self)
+        }
+        async let argo = timed("2-argocd-state", shown("2-argocd-state"), deadline, clock) {
+            try await cluster.items(c["2-argocd-state"]![0], as: ArgoApplication.self)
+        }
+        async let pods = timed("3-controller-health", shown("3-controller-health"), deadline, clock) {
+            try await cluster.items(c["3-controller-health"]![0], as: Pod.self)
+        }
+        async let events = timed("4-recent-events", shown("4-recent-events"), deadline, clock) {
+            try await cluster.items(c["4-recent-events"]![0], as: Event.self)
+        }
+        async let logs = timed("5-controller-logs", shown("5-controller-logs"), deadline, clock) {
+            try await cluster.text(c["5-controller-logs"]![0])
+        }
+        let (k, kOutcome) = await kargo
+        let (a, aOutcome) = await argo
+        let (p, pOutcome) = await pods
+        let (e, eOutcome) = await events
+        let (l, lOutcome) = await logs
+        return Gathered(kargo: k, apps: a, pods: p, events: e, log: l, groups: [kOutcome, aOutcome, pOutcome, eOutcome, lOutcome])
+    }
+
+    /// D1 through the proxy: every GET of every group at once, each group under its own deadline.
+    static func throughProxy(_ proxy: APIProxy, env: GitOpsEnvironment, deadline: Duration, clock: KhClock) async -> Gathered {
+        let r = requests(env)
+        func shown(_ name: String) -> [String] { (r[name] ?? []).map { "GET \($0) (through kubectl proxy)" } }
+        let ns = env.kargoNamespace
+        let kargoPath = "/apis/kargo.akuity.io/v1alpha1/namespaces/\(ns)/"
+        let rolloutsPath = "/apis/argoproj.io/v1alpha1/namespaces/\(ns)/"
+        async let kargo = timed("1-kargo-state", shown("1-kargo-state"), deadline, clock) {
+            async let stages = proxy.items(kargoPath + "stages", as: Stage.self)
+            async let promotions = proxy.items(kargoPath + "promotions", as: Promotion.self)
+            async let freight = proxy.items(kargoPath + "freights", as: Freight.self)
+            async let warehouses = proxy.items(kargoPath + "warehouses", as: Warehouse.self)
+            async let runs = proxy.items(rolloutsPath + "analysisruns", as: AnalysisRun.self)
+            async let templates = proxy.items(rolloutsPath + "analysistemplates", as: AnalysisTemplate.self)
+            async let jobs = proxy.items("/apis/batch/v1/namespaces/\(ns)/jobs", as: Job.self)
+            var items: [KargoItem] = try await stages.map(KargoItem.stage)
+            items += try await promotions.map(KargoItem.promotion)
+            items += try await freight.map(KargoItem.freight)
+            items += try await warehouses.map(KargoItem.warehouse)
+            items += try await runs.map(KargoItem.analysisRun)
+            items += try await templates.map(KargoItem.analysisTemplate)
+            items += try await jobs.map(KargoItem.job)
+            return items
+        }
+        async let argo = timed("2-argocd-state", shown("2-argocd-state"), deadline, clock) {
+            try await proxy.items("/apis/argoproj.io/v1alpha1/namespaces/\(env.argocdNamespace)/applications", as: ArgoApplication.self)
+        }
+        async let pods = timed("3-controller-health", shown("3-controller-health"), deadline, clock) {
+            async let kargoPods = proxy.items(
+                "/api/v1/namespaces/\(env.kargoControllerNamespace)/pods", query: [("labelSelector", "app.kubernetes.io/name=kargo")], as: Pod.self)
+            async let repoServers = proxy.items(
+                "/api/v1/namespaces/\(env.argocdControllerNamespace)/pods", query: [("labelSelector", "app.kubernetes.io/name=argocd-repo-server")],
+                as: Pod.self)
+            return try await kargoPods + repoServers
+        }
+        async let events = timed("4-recent-events", shown("4-recent-events"), deadline, clock) {
+            try await proxy.items("/api/v1/namespaces/\(ns)/events", query: [("fieldSelector", "type!=Normal")], as: Event.self)
+        }
+        async let logs = timed("5-controller-logs", shown("5-controller-logs"), deadline, clock) {
+            try await proxy.deploymentLogs(namespace: env.kargoControllerNamespace, deployment: "kargo-controller", tail: 200)
+        }
+        let (k, kOutcome) = await kargo
+        let (a, aOutcome) = await argo
+        let (p, pOutcome) = await pods
+        let (e, eOutcome) = await events
+        let (l, lOutcome) = await logs
+        return Gathered(kargo: k, apps: a, pods: p, events: e, log: l, groups: [kOutcome, aOutcome, pOutcome, eOutcome, lOutcome])
     }
 }
 

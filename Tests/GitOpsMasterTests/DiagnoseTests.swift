@@ -283,6 +283,90 @@ struct DiagnoseTests {
         #expect(try await p.diagnose("foundation", now: now).gotchas.contains { $0.gotcha == 8 })
     }
 
+    @Test("D1 goes through one kubectl proxy: every group answers with the same data")
+    func throughProxy() async throws {
+        let p = try await Pipeline()
+        try await p.upsert([p.stage("test", apps: ["web"], conditions: P.verified), p.app("web")])
+        try await p.controller(log: "level=info msg=\"reconciling\"\n")
+        let snapshot = await Gatherer.gather(p.cluster())
+        let names = snapshot.groups.map { $0.name }
+        #expect(names == ["0-api-proxy", "1-kargo-state", "2-argocd-state", "3-controller-health", "4-recent-events", "5-controller-logs"])
+        let failed = snapshot.groups.filter { !$0.ok }
+        #expect(failed.isEmpty, "groups failed: \(failed)")
+        let stages = snapshot.stages.map { $0.metadata.name }
+        let apps = snapshot.apps.map { $0.metadata.name }
+        #expect(stages == ["test"] && apps == ["web"])
+        #expect(snapshot.kargoPods.count == 1 && snapshot.controllerLog?.contains("reconciling") == true)
+    }
+
+    @Test("a kubectl proxy that cannot start: D1 falls back to one kubectl call per group")
+    func proxyFallback() async throws {
+        let p = try await Pipeline()
+        try await p.upsert([p.stage("test", conditions: P.verified)])
+        let dir = TemporaryDirectory()
+        let broken = try dir.write(
+            "kubectl",
+            "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = proxy ] && { echo 'error: proxy refused' >&2; exit 1; }; done\nexec kubectl \"$@\"\n",
+            executable: true)
+        var cluster = p.cluster()
+        cluster.kubectl.executable = broken
+        let snapshot = await Gatherer.gather(cluster)
+        let proxy = try #require(snapshot.groups.first)
+        #expect(proxy.name == "0-api-proxy" && !proxy.ok && proxy.error?.contains("proxy refused") == true, "\(proxy)")
+        let stages = snapshot.stages.map { $0.metadata.name }
+        #expect(snapshot.answered("1-kargo-state") && stages == ["test"])
+        #expect(snapshot.groups.first { $0.name == "1-kargo-state" }?.commands.first?.hasPrefix("kubectl get") == true)
+    }
+
+    @Test("through the proxy each group keeps its own deadline: a hung request is cut off, the others still answer")
+    func proxyGroupDeadline() async throws {
+        let p = try await Pipeline()
+        try await p.upsert([p.stage("test", conditions: P.verified)])
+        let dir = TemporaryDirectory()
+        // A stand-in for `kubectl proxy` on the unix socket that hangs on the Deployment
+        // read (the controller-logs group) and answers the rest with `kubectl get --raw`.
+        let proxy = try dir.write(
+            "kubectl",
+            """
+            #!/usr/bin/env python3
+            import http.server, os, socketserver, subprocess, sys, time
+            args = sys.argv[1:]
+            if "proxy" not in args:
+                os.execvp("kubectl", ["kubectl"] + args)
+            connection = args[:args.index("proxy")]
+            path = args[args.index("--unix-socket") + 1]
+            class Handler(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    if "/deployments/" in self.path:
+                        time.sleep(30)
+                    out = subprocess.run(["kubectl", *connection, "get", "--raw", self.path], capture_output=True)
+                    body = out.stdout if out.returncode == 0 else out.stderr
+                    self.send_response(200 if out.returncode == 0 else 500)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                def log_message(self, *args):
+                    pass
+            class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+                daemon_threads = True
+                request_queue_size = 64
+            server = Server(path, Handler)
+            print("Starting to serve on " + path, flush=True)
+            server.serve_forever()
+
+            """, executable: true)
+        var cluster = p.cluster { $0.gatherTimeout = KhDuration(.seconds(3)) }
+        cluster.kubectl.executable = proxy
+        let start = Date()
+        let snapshot = await Gatherer.gather(cluster)
+        #expect(Date().timeIntervalSince(start) < 15)
+        #expect(snapshot.answered("0-api-proxy") && snapshot.answered("1-kargo-state") && snapshot.answered("2-argocd-state"), "\(snapshot.groups)")
+        let stages = snapshot.stages.map { $0.metadata.name }
+        #expect(stages == ["test"])
+        #expect(!snapshot.answered("5-controller-logs"))
+        #expect(snapshot.groups.first { $0.name == "5-controller-logs" }?.error?.contains("3") == true)
+    }
+
     @Test("each D1 group keeps its own deadline: a stalled kubectl is cut off, the others still answer")
     func groupDeadline() async throws {
         let p = try await Pipeline()
@@ -291,7 +375,10 @@ struct DiagnoseTests {
         // A kubectl that hangs on `logs` only.
         let slow = try dir.write(
             "kubectl", "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = logs ] && exec sleep 30; done\nexec kubectl \"$@\"\n", executable: true)
-        var cluster = p.cluster { $0.gatherTimeout = KhDuration(.seconds(3)) }
+        var cluster = p.cluster {
+            $0.gatherTimeout = KhDuration(.seconds(3))
+            $0.apiProxy = false
+        }
         cluster.kubectl.executable = slow
         let start = Date()
         let snapshot = await Gatherer.gather(cluster)

@@ -1,6 +1,8 @@
 // kh-bench: benchmarks measured in one run, printed as a table of ratios against
 // baselines measured in the same run. `make bench` builds release binaries and runs
-// this. Usage: kh-bench [--kh PATH] [--runs N] [--stream-bytes N]
+// this. Usage: kh-bench [--kh PATH] [--runs N] [--stream-bytes N] [--only NAME]
+//        (--only NAME: just the benchmarks whose name contains NAME: startup, stream, git,
+//        ssh, http, hcloud, gitops, …; default: all of them)
 //        kh-bench stream-once BYTES LOG   (internal: one runner streaming pass)
 import Foundation
 import KhCore
@@ -47,6 +49,10 @@ let selfPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/pro
 let khPath = option("--kh") ?? (URL(fileURLWithPath: selfPath).deletingLastPathComponent().path + "/kh")
 let runs = Int(option("--runs") ?? "") ?? 40
 let streamBytes = Int(option("--stream-bytes") ?? "") ?? (1 << 30)
+let only = option("--only")?.lowercased()
+
+/// Whether a benchmark runs: all of them unless `--only NAME` picks some.
+func selected(_ name: String) -> Bool { only.map { name.lowercased().contains($0) } ?? true }
 
 // MARK: measuring
 
@@ -68,33 +74,37 @@ var rows: [Row] = []
 
 // MARK: 1. startup
 
-FileHandle.standardError.write(Data("kh-bench: startup, \(runs) runs each (kh: \(khPath))\n".utf8))
-guard FileManager.default.isExecutableFile(atPath: khPath) else {
-    FileHandle.standardError.write(Data("kh-bench: \(khPath) is not executable; build it first (make release)\n".utf8))
-    exit(2)
-}
-let baselines: [(tool: String, args: [String], path: String?)] = [("hcloud", ["version"]), ("kubectl", ["version", "--client"])].map {
-    ($0.0, $0.1, which($0.0))
-}
-let present = baselines.filter { $0.path != nil }
-let timings = startup([[khPath, "--help"]] + present.map { [$0.path!] + $0.args })
-let kh = timings[0]
-rows.append(
-    Row(name: "kh --help (median, p90 \(ms(kh.p90)))", kh: ms(kh.median), baseline: "-", ratio: "-", goal: "median <= 10 ms", met: kh.median <= 0.010)
-)
-for baseline in baselines {
-    let name = "kh --help vs \(baseline.tool) \(baseline.args.joined(separator: " "))"
-    guard let index = present.firstIndex(where: { $0.tool == baseline.tool }) else {
-        rows.append(Row(name: name, kh: ms(kh.median), baseline: "\(baseline.tool) not installed", ratio: "-", goal: "-", met: nil))
-        continue
+if selected("startup") {
+    FileHandle.standardError.write(Data("kh-bench: startup, \(runs) runs each (kh: \(khPath))\n".utf8))
+    guard FileManager.default.isExecutableFile(atPath: khPath) else {
+        FileHandle.standardError.write(Data("kh-bench: \(khPath) is not executable; build it first (make release)\n".utf8))
+        exit(2)
     }
-    let base = timings[index + 1]
-    let ratio = kh.median / base.median
-    let isGoal = baseline.tool == "hcloud"
+    let baselines: [(tool: String, args: [String], path: String?)] = [("hcloud", ["version"]), ("kubectl", ["version", "--client"])].map {
+        ($0.0, $0.1, which($0.0))
+    }
+    let present = baselines.filter { $0.path != nil }
+    let timings = startup([[khPath, "--help"]] + present.map { [$0.path!] + $0.args })
+    let kh = timings[0]
     rows.append(
         Row(
-            name: name, kh: ms(kh.median), baseline: ms(base.median), ratio: String(format: "%.2fx", ratio), goal: isGoal ? "<= 1.00x" : "report",
-            met: isGoal ? ratio <= 1.0 : nil))
+            name: "kh --help (median, p90 \(ms(kh.p90)))", kh: ms(kh.median), baseline: "-", ratio: "-", goal: "median <= 10 ms",
+            met: kh.median <= 0.010)
+    )
+    for baseline in baselines {
+        let name = "kh --help vs \(baseline.tool) \(baseline.args.joined(separator: " "))"
+        guard let index = present.firstIndex(where: { $0.tool == baseline.tool }) else {
+            rows.append(Row(name: name, kh: ms(kh.median), baseline: "\(baseline.tool) not installed", ratio: "-", goal: "-", met: nil))
+            continue
+        }
+        let base = timings[index + 1]
+        let ratio = kh.median / base.median
+        let isGoal = baseline.tool == "hcloud"
+        rows.append(
+            Row(
+                name: name, kh: ms(kh.median), baseline: ms(base.median), ratio: String(format: "%.2fx", ratio), goal: isGoal ? "<= 1.00x" : "report",
+                met: isGoal ? ratio <= 1.0 : nil))
+    }
 }
 
 // MARK: 2. streaming
@@ -106,7 +116,7 @@ defer { try? FileManager.default.removeItem(atPath: scratch) }
 func gib(_ bytes: Int) -> String { bytes >= 1 << 30 ? String(format: "%.2f GiB", Double(bytes) / Double(1 << 30)) : "\(bytes >> 20) MiB" }
 
 var rssBySize: [(Int, Int)] = []
-for size in [streamBytes / 4, streamBytes] {
+for size in selected("stream") ? [streamBytes / 4, streamBytes] : [] {
     FileHandle.standardError.write(Data("kh-bench: streaming \(gib(size)) (runner vs cat)\n".utf8))
     var khTimes: [Double] = []
     var catTimes: [Double] = []
@@ -146,7 +156,7 @@ for size in [streamBytes / 4, streamBytes] {
 
 // MARK: 3. runtime benchmarks (git, ssh, http): see <Name>Bench.swift
 
-for bench in runtimeBenchmarks {
+for bench in runtimeBenchmarks where selected(bench.name) {
     FileHandle.standardError.write(Data("kh-bench: \(bench.name)\n".utf8))
     rows += await bench.run()
 }

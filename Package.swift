@@ -118,13 +118,16 @@ let package = Package(
         // MARK: Executables
         .executableTarget(
             name: "kh",
-            dependencies: ["KhHost", "KhPluginAPI", "EKSKarpenterInstall", "HetznerMatrix", "GitOpsMaster"],
+            dependencies: ["KhHost", "KhPluginAPI", "HetznerMatrix", "GitOpsMaster", "EKSKarpenterInstall", "AgentReliability"],
             path: "Tools/kh",
             swiftSettings: strict
         ),
         .executableTarget(
             name: "kh-bench",
-            dependencies: ["KhCore", "KhProcess", "KhGit", "KhSSH", "KhHTTP", "KhKube", "KhHCloud", "HetznerMatrix", "GitOpsMaster"],
+            dependencies: [
+                "KhCore", "KhProcess", "KhGit", "KhSSH", "KhHTTP", "KhKube", "KhHCloud",
+                "HetznerMatrix", "GitOpsMaster", "AgentReliability",
+            ],
             path: "Tools/kh-bench",
             swiftSettings: strict
         ),
@@ -240,34 +243,28 @@ let package = Package(
             path: "Tests/HetznerMatrixTests",
             swiftSettings: strict
         ),
+
+        // MARK: plugin agent-reliability
+        .target(
+            name: "AgentReliability",
+            dependencies: [
+                "KhPluginAPI", "KhCore", "KhProcess", "KhKube", "KhHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Plugins/AgentReliability",
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "AgentReliabilityTests",
+            dependencies: [
+                "AgentReliability", "KhPluginAPI", "KhCore", "KhProcess", "KhKube", "KhHTTP", "KhTestSupport",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            path: "Tests/AgentReliabilityTests",
+            exclude: ["Fixtures"],
+            swiftSettings: strict
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
-
-// MARK: plugin agent-reliability
-// `kh reliability …` (docs/reliability.md): the safeguards of the stuck-agent-jobs post-mortem.
-package.targets += [
-    .target(
-        name: "AgentReliability",
-        dependencies: [
-            "KhPluginAPI", "KhCore", "KhProcess", "KhKube", "KhHTTP",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            .product(name: "Yams", package: "Yams"),
-        ],
-        path: "Plugins/AgentReliability",
-        swiftSettings: strict
-    ),
-    .testTarget(
-        name: "AgentReliabilityTests",
-        dependencies: [
-            "AgentReliability", "KhPluginAPI", "KhCore", "KhProcess", "KhKube", "KhHTTP", "KhTestSupport",
-            .product(name: "Yams", package: "Yams"),
-        ],
-        path: "Tests/AgentReliabilityTests",
-        exclude: ["Fixtures"],
-        swiftSettings: strict
-    ),
-]
-for target in package.targets where target.name == "kh" || target.name == "kh-bench" {
-    target.dependencies.append("AgentReliability")
-}

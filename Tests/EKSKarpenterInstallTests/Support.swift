@@ -317,9 +317,3 @@ extension JSONValue {
     var number: Double? { if case .number(let n) = self { return n } else { return nil } }
     var array: [JSONValue]? { if case .array(let a) = self { return a } else { return nil } }
 }
-
-/// A test's setup failed (a peer did not start or answer).
-struct SetupError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}

@@ -178,12 +178,6 @@ func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
     return condition()
 }
 
-/// A test's own setup failed (not the behaviour under test).
-struct SetupError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}
-
 /// The harness: s1 applied with real terraform (its destroy provisioner leaves a marker),
 /// s2 with a stale state lock, s3 with a state lock a live process holds.
 func stateHarness(_ dir: TemporaryDirectory, endpoint: String, testbed: Testbed) async throws -> String {

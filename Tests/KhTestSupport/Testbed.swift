@@ -50,6 +50,12 @@ public struct TestbedError: Error, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// A test's own setup failed (a peer did not start or answer), not the behaviour under test.
+public struct SetupError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
 // MARK: Hetzner Cloud API emulator
 
 /// The testbed's Hetzner Cloud API emulator (Tools/testbed/hcloud-emulator), from `.testbed/env`.

@@ -22,15 +22,9 @@ enum GitOpsBench {
         [Row(name: name, kh: "-", baseline: note, ratio: "-", goal: ">= 3x", met: nil)]
     }
 
-    /// `.testbed/env` of the working directory (the repository root under `make bench`).
+    /// The testbed's variables, when it is up with a kube emulator.
     static func testbed() -> [String: String]? {
-        guard let text = try? String(contentsOfFile: FileManager.default.currentDirectoryPath + "/.testbed/env", encoding: .utf8) else { return nil }
-        var env: [String: String] = [:]
-        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-            let entry = line.hasPrefix("export ") ? line.dropFirst(7) : line[...]
-            if let eq = entry.firstIndex(of: "=") { env[String(entry[..<eq])] = String(entry[entry.index(after: eq)...]) }
-        }
-        return env["KUBECONFIG"] == nil ? nil : env
+        testbedEnvironment().flatMap { $0["KUBECONFIG"] == nil ? nil : $0 }
     }
 
     static func manifest(_ env: GitOpsEnvironment) -> String {

@@ -92,13 +92,7 @@ enum ReliabilityBench {
     /// audits them with kh and with kubectl | jq.
     static func cluster(_ work: String) async -> [Row] {
         let name = "reliability: audit 10,000 Jobs + CodeRuns from the emulated API"
-        let envFile = FileManager.default.currentDirectoryPath + "/.testbed/env"
-        guard let text = try? String(contentsOfFile: envFile, encoding: .utf8) else { return [note(name, "testbed not up (make testbed-up)")] }
-        var env: [String: String] = [:]
-        for line in text.split(separator: "\n") where line.hasPrefix("export ") {
-            let entry = line.dropFirst(7)
-            if let eq = entry.firstIndex(of: "=") { env[String(entry[..<eq])] = String(entry[entry.index(after: eq)...]) }
-        }
+        guard let env = testbedEnvironment() else { return [note(name, "testbed not up (make testbed-up)")] }
         guard let kubeconfig = env["KUBECONFIG"], let server = env["KH_TESTBED_KUBE_SERVER"], let ca = env["KH_TESTBED_KUBE_CA"],
             let tokenFile = env["KH_TESTBED_KUBE_TOKEN_FILE"], let crds = env["KH_TESTBED_KUBE_CRDS"],
             let token = try? String(contentsOfFile: tokenFile, encoding: .utf8)

@@ -62,3 +62,16 @@ struct Row: Sendable {
 }
 
 func ms(_ s: Double) -> String { String(format: "%.2f ms", s * 1000) }
+
+/// The variables of `.testbed/env` in the working directory (the repository root under
+/// `make bench`, which brings the testbed up), or nil when the testbed is not up.
+func testbedEnvironment() -> [String: String]? {
+    let path = FileManager.default.currentDirectoryPath + "/.testbed/env"
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+    var env: [String: String] = [:]
+    for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+        let entry = line.hasPrefix("export ") ? line.dropFirst(7) : line[...]
+        if let eq = entry.firstIndex(of: "=") { env[String(entry[..<eq])] = String(entry[entry.index(after: eq)...]) }
+    }
+    return env
+}

@@ -83,6 +83,17 @@ enum GitOpsBench {
             kargoNamespace: "bench-k-\(id)", kargoControllerNamespace: "bench-kc-\(id)", argocdNamespace: "bench-a-\(id)",
             argocdControllerNamespace: "bench-ac-\(id)", source: "bench")
         do {
+            // The Kargo and Argo CD CRDs (a fresh testbed has none until something applies them).
+            if let crds = env["KH_TESTBED_KUBE_CRDS"] {
+                for file in ["kargo.yaml", "argo.yaml"] {
+                    try await kubectl.apply(yaml: try String(contentsOfFile: crds + "/" + file, encoding: .utf8))
+                }
+                for crd in ["stages.kargo.akuity.io", "warehouses.kargo.akuity.io", "applications.argoproj.io"] {
+                    _ = try await kubectl.wait(
+                        for: CustomResourceDefinition.self, name: crd, timeout: .seconds(20), interval: .milliseconds(200)
+                    ) { $0.isEstablished }
+                }
+            }
             try await kubectl.apply(yaml: manifest(environment))
             if let logs = env["KH_TESTBED_KUBE_LOGS_DIR"] {
                 let dir = "\(logs)/\(environment.kargoControllerNamespace)/\(controllerPod)"

@@ -155,7 +155,8 @@ public struct Kubectl: Sendable {
     }
 
     /// Applies YAML (one or more documents). The YAML goes through a temporary
-    /// file: kh's children never read stdin.
+    /// file: kh's children never read stdin. A create that loses a race with another
+    /// client (`AlreadyExists`) is applied once more, which updates the object.
     @discardableResult
     public func apply(yaml: String, namespace: String? = nil, serverSide: Bool = false) async throws -> String {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("kh-apply-\(UUID().uuidString)")
@@ -165,7 +166,13 @@ public struct Kubectl: Sendable {
         try AtomicFile.write(Data(yaml.utf8), to: file, mode: 0o600)
         var args = ["apply", "-f", file] + scopeArguments(scope(namespace))
         if serverSide { args.append("--server-side") }
-        return String(decoding: try await run(args), as: UTF8.self)
+        do {
+            return String(decoding: try await run(args), as: UTF8.self)
+        } catch let error as KubeError where error.kind == .alreadyExists {
+            // Client-side apply reads, then creates: another client created the object in between.
+            // Applying once more finds it and updates it instead.
+            return String(decoding: try await run(args), as: UTF8.self)
+        }
     }
 
     /// Deletes an object; with `ignoreNotFound`, a missing one is not an error.

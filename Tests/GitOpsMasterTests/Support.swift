@@ -76,12 +76,7 @@ final class Pipeline: Sendable {
         let crds = try testbed.require("KH_TESTBED_KUBE_CRDS")
         for file in try FileManager.default.contentsOfDirectory(atPath: crds).sorted() where file.hasSuffix(".yaml") {
             let yaml = try String(contentsOfFile: crds + "/" + file, encoding: .utf8)
-            do {
-                try await kubectl.apply(yaml: yaml)
-            } catch let error as KubeError where error.kind == .alreadyExists {
-                // Another suite created it between kubectl's read and its create: apply again (an update now).
-                try await kubectl.apply(yaml: yaml)
-            }
+            try await kubectl.apply(yaml: yaml)
         }
         for name in ["stages.kargo.akuity.io", "applications.argoproj.io", "analysisruns.argoproj.io"] {
             _ = try await kubectl.wait(for: CustomResourceDefinition.self, name: name, timeout: .seconds(20), interval: .milliseconds(200)) {

@@ -197,6 +197,19 @@ struct EmulatorTests {
         #expect(stuck?.kind == .timedOut && stuck?.detail.contains("Ready=False") == true)
     }
 
+    @Test("applies of the same new object racing each other all succeed (a lost create is applied again)")
+    func concurrentApply() async throws {
+        let (kubectl, _) = try Self.kubectl("kubectl")
+        let name = "kh-race-\(UInt32.random(in: 0...UInt32.max))"
+        let yaml = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: \(name), namespace: default}\ndata: {a: b}\n"
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<12 { group.addTask { _ = try await kubectl.apply(yaml: yaml) } }
+            try await group.waitForAll()
+        }
+        #expect(try await kubectl.get(ConfigMap.self, name: name, namespace: "default").metadata.name == name)
+        try await kubectl.delete("configmap", name: name, namespace: "default", ignoreNotFound: true)
+    }
+
     @Test("an API server that is not there is 'unreachable', within the deadline", arguments: clients())
     func unreachable(executable: String) async throws {
         let testbed = try Testbed.load()

@@ -12,7 +12,7 @@ DEB_PACKAGES := libgit2-dev libssh2-1-dev libcurl4-openssl-dev pkg-config git op
 # Baselines for `make bench` (optional: the bench says when one is missing).
 BENCH_PACKAGES := hcloud-cli
 
-.PHONY: all deps build release test lint bench demo clean golden help
+.PHONY: all deps build release test lint bench demo clean golden help stubs
 
 all: build
 
@@ -45,6 +45,7 @@ test: deps build
 	  bash Tools/testbed/testbed.sh down; exit $$status
 
 lint:
+	python3 Tools/scripts/gen-lazy-stubs.py --check
 	$(SWIFT) format lint --strict -r Package.swift Packages Plugins Tools Tests
 	$(SWIFT) build --build-tests -Xswiftc -warnings-as-errors --scratch-path .build-lint
 
@@ -58,6 +59,10 @@ bench: deps release
 demo: deps
 	$(SWIFT) build --product kh $(BUILD_FLAGS)
 	@bash Tools/scripts/demo.sh $(KH_DEBUG)
+
+# The forwarding functions of the lazily loaded C libraries, after editing a symbols.txt.
+stubs:
+	python3 Tools/scripts/gen-lazy-stubs.py
 
 golden: build
 	UPDATE_GOLDEN=1 $(SWIFT) test --skip-build --filter '[Gg]olden'

@@ -28,23 +28,35 @@ let package = Package(
             path: "Packages/CKhPosix"
         ),
 
-        .systemLibrary(
+        // libgit2, libssh2 and libcurl are not linked: each module defines the functions kh
+        // calls as forwarding functions that load the library on first use (Packages/CKhLazy,
+        // docs/architecture.md "C libraries"), so `kh --help` does not pay ~8 ms for mapping
+        // them and the ~34 libraries they need. A `.systemLibrary(pkgConfig:)` would put
+        // `-lgit2` on the link line ahead of any flag a target can set, which loads the library
+        // at every start. Build-time headers: the Debian packages libgit2-dev, libssh2-1-dev,
+        // libcurl4-openssl-dev (`make deps`); run time: libgit2-1.5, libssh2-1, libcurl4.
+        .target(
+            name: "CKhLazy",
+            path: "Packages/CKhLazy",
+            linkerSettings: [.linkedLibrary("dl")]
+        ),
+        .target(
             name: "CLibGit2",
+            dependencies: ["CKhLazy"],
             path: "Packages/CLibGit2",
-            pkgConfig: "libgit2",
-            providers: [.apt(["libgit2-dev"])]
+            exclude: ["symbols.txt"]
         ),
-        .systemLibrary(
+        .target(
             name: "CLibSSH2",
+            dependencies: ["CKhLazy"],
             path: "Packages/CLibSSH2",
-            pkgConfig: "libssh2",
-            providers: [.apt(["libssh2-1-dev"])]
+            exclude: ["symbols.txt"]
         ),
-        .systemLibrary(
+        .target(
             name: "CCurl",
+            dependencies: ["CKhLazy"],
             path: "Packages/CCurl",
-            pkgConfig: "libcurl",
-            providers: [.apt(["libcurl4-openssl-dev"])]
+            exclude: ["symbols.txt"]
         ),
 
         // MARK: Runtime
@@ -100,7 +112,7 @@ let package = Package(
         .target(
             name: "KhHost",
             dependencies: [
-                "KhCore", "KhProcess", "KhPluginAPI",
+                "KhCore", "KhProcess", "KhPluginAPI", "KhGit", "KhSSH", "KhHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Packages/KhHost",
@@ -196,7 +208,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KhHostTests",
-            dependencies: ["KhHost", "KhPluginAPI", "KhCore", "KhTestSupport"],
+            dependencies: ["KhHost", "KhPluginAPI", "KhCore", "KhTestSupport", "CKhLazy"],
             path: "Tests/KhHostTests",
             exclude: ["Golden"],
             swiftSettings: strict

@@ -35,6 +35,8 @@ public struct GitError: KhReportableError, Equatable {
         case deadlineExceeded(seconds: Double)
         /// A caller-supplied value was invalid.
         case invalidArgument(String)
+        /// libgit2 itself could not be loaded (see ``GitError/libraryMessage`` for why).
+        case libraryUnavailable
         /// Any other libgit2 failure; see ``GitError/call``, ``GitError/code`` and ``GitError/libraryMessage``.
         case library
     }
@@ -67,7 +69,7 @@ public struct GitError: KhReportableError, Equatable {
         switch reason {
         case .notARepository, .invalidArgument, .notFound, .detachedHead, .unbornBranch: .usage
         case .nonFastForward, .uncommittedChanges, .locked, .alreadyExists, .checkoutConflict: .checkFailed
-        case .notOwnedByCurrentUser: .blocked
+        case .notOwnedByCurrentUser, .libraryUnavailable: .blocked
         case .authentication, .hostKeyRejected, .deadlineExceeded, .library: .external
         }
     }
@@ -99,7 +101,7 @@ public struct GitError: KhReportableError, Equatable {
             head = "\(operation): \(problem)"
         case .hostKeyRejected(let host):
             head = "\(operation): the host key of \(host) was not accepted"
-        case .notFound, .checkoutConflict, .authentication, .library:
+        case .notFound, .checkoutConflict, .authentication, .library, .libraryUnavailable:
             head = operation
         }
         guard let call else { return libraryMessage.isEmpty ? head : "\(head): \(libraryMessage)" }

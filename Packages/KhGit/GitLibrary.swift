@@ -6,16 +6,32 @@ import KhCore
 /// libgit2 is initialised once per process, on first use of any KhGit API (a Swift
 /// `static let`, so concurrent first uses are safe); it is never shut down.
 public enum GitLibrary {
-    /// libgit2's `git_libgit2_init` result, computed once.
-    private static let initResult: Int32 = git_libgit2_init()
+    /// Loading libgit2 (it is not linked: see Packages/CKhLazy) and `git_libgit2_init`, once.
+    private static let initResult: Result<Void, GitError> = {
+        if let why = kh_git2_load() {
+            return .failure(GitError(reason: .libraryUnavailable, operation: "load libgit2", call: "dlopen", libraryMessage: String(cString: why)))
+        }
+        let code = git_libgit2_init()
+        return code < 0 ? .failure(GitError.fromLibrary(call: "git_libgit2_init", code: code, context: "initialise libgit2")) : .success(())
+    }()
 
-    /// Initialises libgit2 when this is the first call in the process. Every KhGit entry point calls it.
+    /// Loads and initialises libgit2 when this is the first call in the process. Every KhGit entry point calls it.
     static func ensureInitialized() throws {
-        if initResult < 0 { throw GitError.fromLibrary(call: "git_libgit2_init", code: initResult, context: "initialise libgit2") }
+        try initResult.get()
     }
 
-    /// The version of the linked libgit2, such as `1.5.1`.
+    /// Why libgit2 cannot be used (not installed, too old, failed to initialise), or
+    /// `nil` when it is loaded and initialised. Loads it when this is the first use.
+    public static var loadProblem: String? {
+        switch initResult {
+        case .success: nil
+        case .failure(let error): error.message
+        }
+    }
+
+    /// The version of the loaded libgit2, such as `1.5.1`, or `unavailable` when it cannot be loaded.
     public static var version: String {
+        guard (try? ensureInitialized()) != nil else { return "unavailable" }
         var major: Int32 = 0
         var minor: Int32 = 0
         var revision: Int32 = 0
@@ -29,13 +45,13 @@ public enum GitLibrary {
     /// (for example a checkout mounted into a container under another uid).
     public static var ownerValidation: Bool {
         get {
-            try? ensureInitialized()
+            guard (try? ensureInitialized()) != nil else { return true }
             var enabled: Int32 = 1
             _ = kh_git_get_owner_validation(&enabled)
             return enabled != 0
         }
         set {
-            try? ensureInitialized()
+            guard (try? ensureInitialized()) != nil else { return }
             _ = kh_git_set_owner_validation(newValue ? 1 : 0)
         }
     }

@@ -62,9 +62,13 @@ public final class CurlTransport: HTTPTransport {
 
     deinit { engine.shutdown() }
 
+    /// Why libcurl cannot be used (not installed, too old, failed to initialise), or `nil`
+    /// when it is loaded and initialised. Loads it when this is the first use.
+    public static var loadProblem: String? { CurlGlobal.failure }
+
     /// libcurl's version string, e.g. `libcurl/7.88.1 OpenSSL/3.0.15 zlib/1.2.13 …`.
     public static var libcurlVersion: String {
-        _ = CurlGlobal.initialized
+        if let failure = CurlGlobal.failure { return "unavailable (\(failure))" }
         return String(cString: curl_version())
     }
 
@@ -82,9 +86,15 @@ public final class CurlTransport: HTTPTransport {
     }
 }
 
-/// `curl_global_init`, once per process, before any handle is made.
+/// Loading libcurl (it is not linked: see Packages/CKhLazy) and `curl_global_init`, once
+/// per process, before any handle is made.
 enum CurlGlobal {
-    static let initialized: CURLcode = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+    /// Why libcurl cannot be used, or `nil`.
+    static let failure: String? = {
+        if let why = kh_curl_load() { return String(cString: why) }
+        let code = curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+        return code == CURLE_OK ? nil : "curl_global_init: " + String(cString: curl_easy_strerror(code))
+    }()
 }
 
 /// One request on its way through the engine, and the caller waiting for it.
@@ -155,9 +165,8 @@ final class CurlEngine: Sendable {
     private let inbox = Mutex(Inbox())
 
     init(options: CurlTransport.Options) {
-        _ = CurlGlobal.initialized
         self.options = options
-        multi = CurlMulti()
+        multi = CurlGlobal.failure == nil ? CurlMulti() : nil
         if let multi {
             _ = kh_curl_multi_setopt_long(multi.handle, CURLMOPT_MAX_HOST_CONNECTIONS, options.maxConnectionsPerHost)
             _ = kh_curl_multi_setopt_long(multi.handle, CURLMOPT_MAXCONNECTS, max(options.maxConcurrent, 8))
@@ -167,8 +176,10 @@ final class CurlEngine: Sendable {
     /// Queues a job and wakes the thread (starting it on first use).
     func submit(_ job: CurlJob) {
         guard let multi else {
-            job.finish(
-                .failure(HTTPError(curlSetup: job.request, call: "curl_multi_init", code: nil, detail: "libcurl could not make a multi handle")))
+            let error =
+                CurlGlobal.failure.map { HTTPError(curlSetup: job.request, call: "dlopen", code: nil, detail: $0, kind: .libraryUnavailable) }
+                ?? HTTPError(curlSetup: job.request, call: "curl_multi_init", code: nil, detail: "libcurl could not make a multi handle")
+            job.finish(.failure(error))
             return
         }
         let (accepted, start) = inbox.withLock { (inbox: inout Inbox) -> (Bool, Bool) in

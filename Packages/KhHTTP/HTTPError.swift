@@ -29,6 +29,8 @@ public struct HTTPError: KhReportableError, Equatable {
         case setup
         /// The transport was shut down while the request waited.
         case shutdown
+        /// libcurl itself could not be loaded.
+        case libraryUnavailable
         /// The server answered with this non-2xx status (see ``HTTPResponse/requireSuccess()``).
         case status(Int)
         /// The request body could not be encoded.
@@ -48,6 +50,7 @@ public struct HTTPError: KhReportableError, Equatable {
             case .transfer: "transfer failed"
             case .setup: "request setup failed"
             case .shutdown: "HTTP transport shut down"
+            case .libraryUnavailable: "libcurl could not be loaded"
             case .status(let code): "HTTP \(code)"
             case .encoding: "could not encode the request body"
             case .decoding: "could not decode the response body"
@@ -83,7 +86,7 @@ public struct HTTPError: KhReportableError, Equatable {
     }
 
     /// Always `.external`: an API or the network failed.
-    public var exitCode: KhExitCode { .external }
+    public var exitCode: KhExitCode { kind == .libraryUnavailable ? .blocked : .external }
 
     /// `METHOD URL: what (call: CURLE_NAME (code)): curl's message`.
     public var message: String {

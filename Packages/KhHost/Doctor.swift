@@ -1,8 +1,11 @@
 import ArgumentParser
 import Foundation
 import KhCore
+import KhGit
+import KhHTTP
 import KhPluginAPI
 import KhProcess
+import KhSSH
 
 extension KhRoot {
     /// `kh doctor`: are the tools, config and secrets kh needs in place?
@@ -57,6 +60,7 @@ extension KhRoot {
             let code = try await context.withEvidence { run in
                 let tools = Self.tools(required: Set(requiredTools + context.core.require))
                 var checks = await Self.checkTools(tools, context: context, run: run, timeout: timeout.duration)
+                checks += Self.checkLibraries()
                 checks.append(Self.checkConfig(context))
                 checks += Self.checkSecrets(context)
                 for check in checks {
@@ -67,7 +71,7 @@ extension KhRoot {
                             data: try JSONValue(encoding: check)))
                 }
                 let configFailed = checks.contains { $0.name == "config" && $0.status == .fail }
-                let toolFailed = checks.contains { $0.name.hasPrefix("tool:") && $0.status == .fail }
+                let toolFailed = checks.contains { ($0.name.hasPrefix("tool:") || $0.name.hasPrefix("library:")) && $0.status == .fail }
                 let code: KhExitCode = configFailed ? .usage : toolFailed ? .blocked : .success
                 var counts: [String: Int] = [:]
                 for check in checks { counts[check.status.rawValue, default: 0] += 1 }
@@ -95,6 +99,24 @@ extension KhRoot {
                 console.result(["pass", "warn", "fail"].map { "\(report.counts[$0] ?? 0) \($0)" }.joined(separator: ", "))
             }
             if code != .success { throw ExitCode(code.rawValue) }
+        }
+
+        /// The C libraries kh loads on first use (libgit2, libssh2, libcurl): each is loaded
+        /// now and its version shown; one that cannot be loaded fails (exit 3), with the
+        /// shared object, what the loader said and the Debian package.
+        static func checkLibraries() -> [Check] {
+            let libraries: [(name: String, problem: () -> String?, version: () -> String)] = [
+                ("libgit2", { GitLibrary.loadProblem }, { GitLibrary.version }),
+                ("libssh2", { SSHLibrary.loadProblem }, { SSHLibrary.version }),
+                ("libcurl", { CurlTransport.loadProblem }, { CurlTransport.libcurlVersion }),
+            ]
+            return libraries.map { library in
+                if let problem = library.problem() {
+                    return Check(name: "library:\(library.name)", status: .fail, message: problem, required: true)
+                }
+                let version = library.version()
+                return Check(name: "library:\(library.name)", status: .pass, message: version, version: version, required: true)
+            }
         }
 
         /// The tools to check: kh's known list plus what plugins declare, with the

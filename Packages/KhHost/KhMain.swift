@@ -7,7 +7,12 @@ import KhPluginAPI
 /// parse, run, and turn every outcome into the documented exit code.
 public enum KhMain {
     /// Runs kh with the installed plugins and exits.
-    public static func run(plugins: [any KhPlugin.Type], arguments: [String] = Array(CommandLine.arguments.dropFirst())) async -> Never {
+    ///
+    /// Everything up to and including parsing runs synchronously on the main thread, so
+    /// `kh --help`, `kh --version` and usage errors never start Swift concurrency's thread
+    /// pool or the signal sources (about a millisecond of start-up); a command that runs
+    /// starts them, then runs in a task while the main thread serves the main queue.
+    public static func main(plugins: [any KhPlugin.Type], arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
         let environment = ProcessInfo.processInfo.environment
         let redactor = Redactor()
         redactor.registerEnvironment(Redactor.wellKnownSecretEnvironment, from: environment)
@@ -20,18 +25,43 @@ public enum KhMain {
         }
 
         if let code = dispatchExternal(arguments, environment: environment, console: console) { exit(code) }
-        Interrupts.install()
 
+        let command: any ParsableCommand
         do {
-            var command = try KhRoot.parseAsRoot(arguments)
-            if var asyncCommand = command as? any AsyncParsableCommand {
-                try await asyncCommand.run()
-            } else {
-                try command.run()
-            }
-            exit(KhExitCode.success.rawValue)
+            command = try KhRoot.parseAsRoot(arguments)
         } catch {
             exit(handle(error, console: console))
+        }
+        Interrupts.install()
+        guard command is any AsyncParsableCommand else {
+            do {
+                var command = command
+                try command.run()
+                exit(KhExitCode.success.rawValue)
+            } catch {
+                exit(handle(error, console: console))
+            }
+        }
+        let parsed = ParsedCommand(command: command)
+        Task {
+            do {
+                try await parsed.run()
+                exit(KhExitCode.success.rawValue)
+            } catch {
+                exit(handle(error, console: console))
+            }
+        }
+        dispatchMain()
+    }
+
+    /// A parsed command handed from the main thread to the task that runs it; nothing
+    /// else touches it.
+    private struct ParsedCommand: @unchecked Sendable {
+        var command: any ParsableCommand
+
+        func run() async throws {
+            guard var asyncCommand = command as? any AsyncParsableCommand else { return }
+            try await asyncCommand.run()
         }
     }
 

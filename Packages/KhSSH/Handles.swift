@@ -5,14 +5,33 @@ import Foundation
 // the connection that made it (see EventLoop). Ownership runs channel → session →
 // socket, so a session is freed after its channels and the socket after its session.
 
-/// `libssh2_init(0)`, once per process.
+/// Loading libssh2 (it is not linked: see Packages/CKhLazy) and `libssh2_init(0)`, once per process.
 enum LibSSH2 {
-    private static let status: Int32 = libssh2_init(0)
+    /// Why libssh2 cannot be loaded, else `libssh2_init`'s status.
+    private static let status: Result<Int32, LoadFailure> = {
+        if let why = kh_ssh2_load() { return .failure(LoadFailure(message: String(cString: why))) }
+        return .success(libssh2_init(0))
+    }()
+
+    struct LoadFailure: Error { var message: String }
+
+    /// Why libssh2 cannot be used, or `nil` (see ``SSHLibrary/loadProblem``).
+    static var problem: String? {
+        switch status {
+        case .failure(let failure): failure.message
+        case .success(let code): code == 0 ? nil : "libssh2_init failed (libssh2 error \(code))"
+        }
+    }
 
     static func initialize(host: String, port: Int) throws {
-        guard status == 0 else {
+        switch status {
+        case .failure(let failure):
+            throw SSHError(kind: .libraryUnavailable, call: "dlopen", libssh2Code: nil, detail: failure.message, host: host, port: port)
+        case .success(let code) where code != 0:
             throw SSHError(
-                kind: .configuration, call: "libssh2_init", libssh2Code: status, detail: "libssh2 could not be initialised", host: host, port: port)
+                kind: .configuration, call: "libssh2_init", libssh2Code: code, detail: "libssh2 could not be initialised", host: host, port: port)
+        case .success:
+            return
         }
     }
 

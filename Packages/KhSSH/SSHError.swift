@@ -30,6 +30,8 @@ public struct SSHError: KhReportableError, Equatable {
         case connectionLost
         /// The configuration cannot work (a key file missing, a bad port).
         case configuration
+        /// libssh2 itself could not be loaded (see ``SSHError/detail``).
+        case libraryUnavailable
     }
 
     /// What kind of failure it is.
@@ -66,10 +68,17 @@ public struct SSHError: KhReportableError, Equatable {
     }
 
     /// `usage` for a configuration that cannot work, `external` otherwise.
-    public var exitCode: KhExitCode { kind == .configuration ? .usage : .external }
+    public var exitCode: KhExitCode {
+        switch kind {
+        case .configuration: .usage
+        case .libraryUnavailable: .blocked
+        default: .external
+        }
+    }
 
     /// `ssh HOST:PORT: CALL failed: DETAIL (libssh2 error N)`.
     public var message: String {
+        if kind == .libraryUnavailable { return "ssh: \(detail)" }
         var text = "ssh \(host):\(port): \(call) failed: \(detail)"
         if let libssh2Code { text += " (libssh2 error \(libssh2Code))" }
         if let systemErrno { text += " (errno \(systemErrno))" }

@@ -112,4 +112,9 @@ static inline int kh_ssh2_knownhost_entry_key_bits(const struct libssh2_knownhos
     return entry->typemask & LIBSSH2_KNOWNHOST_KEY_MASK;
 }
 
+/// Loads libssh2 on first use (Packages/CKhLazy): dlopen, then dlsym of every function kh
+/// calls, once per process. NULL when it is usable, else why not (naming the shared object
+/// and the Debian package). KhSSH calls it before any other libssh2 function.
+const char *kh_ssh2_load(void);
+
 #endif

@@ -3,23 +3,20 @@
 #include <git2.h>
 
 /// git_libgit2_opts(GIT_OPT_GET_OWNER_VALIDATION, int *).
-static inline int kh_git_get_owner_validation(int *enabled) {
-    return git_libgit2_opts(GIT_OPT_GET_OWNER_VALIDATION, enabled);
-}
+int kh_git_get_owner_validation(int *enabled);
 
 /// git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, int).
-static inline int kh_git_set_owner_validation(int enabled) {
-    return git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, enabled);
-}
+int kh_git_set_owner_validation(int enabled);
 
 /// git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, level, path): where libgit2 looks for the
 /// global, XDG or system configuration file (path NULL restores the default).
-static inline int kh_git_set_config_search_path(git_config_level_t level, const char *path) {
-    return git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, level, path);
-}
+int kh_git_set_config_search_path(git_config_level_t level, const char *path);
 
 /// git_libgit2_opts(GIT_OPT_GET_SEARCH_PATH, level, git_buf *): the folders (separated by
 /// GIT_PATH_LIST_SEPARATOR) where libgit2 looks for the configuration of `level`.
-static inline int kh_git_get_config_search_path(git_config_level_t level, git_buf *out) {
-    return git_libgit2_opts(GIT_OPT_GET_SEARCH_PATH, level, out);
-}
+int kh_git_get_config_search_path(git_config_level_t level, git_buf *out);
+
+/// Loads libgit2 on first use (Packages/CKhLazy): dlopen, then dlsym of every function kh
+/// calls, once per process. NULL when it is usable, else why not (naming the shared object
+/// and the Debian package). KhGit calls it before any other libgit2 function.
+const char *kh_git2_load(void);

@@ -132,7 +132,9 @@ let package = Package(
             name: "kh",
             dependencies: ["KhHost", "KhPluginAPI", "HetznerMatrix", "GitOpsMaster", "EKSKarpenterInstall", "AgentReliability"],
             path: "Tools/kh",
-            swiftSettings: strict
+            exclude: ["exports.map"],
+            swiftSettings: strict,
+            linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=Tools/kh/exports.map"])]
         ),
         .executableTarget(
             name: "kh-bench",

@@ -19,3 +19,7 @@ int kh_git_set_config_search_path(git_config_level_t level, const char *path) {
 int kh_git_get_config_search_path(git_config_level_t level, git_buf *out) {
     return KH_GIT2_git_libgit2_opts(GIT_OPT_GET_SEARCH_PATH, level, out);
 }
+
+int kh_git_set_strict_hash_verification(int enabled) {
+    return KH_GIT2_git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, enabled);
+}

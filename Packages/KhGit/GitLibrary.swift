@@ -12,7 +12,11 @@ public enum GitLibrary {
             return .failure(GitError(reason: .libraryUnavailable, operation: "load libgit2", call: "dlopen", libraryMessage: String(cString: why)))
         }
         let code = git_libgit2_init()
-        return code < 0 ? .failure(GitError.fromLibrary(call: "git_libgit2_init", code: code, context: "initialise libgit2")) : .success(())
+        if code < 0 { return .failure(GitError.fromLibrary(call: "git_libgit2_init", code: code, context: "initialise libgit2")) }
+        // Read objects the way git does: trust an object's id instead of hashing its
+        // content again on every read (libgit2's default; git checks only in fsck).
+        _ = kh_git_set_strict_hash_verification(0)
+        return .success(())
     }()
 
     /// Loads and initialises libgit2 when this is the first call in the process. Every KhGit entry point calls it.

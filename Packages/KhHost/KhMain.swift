@@ -9,9 +9,10 @@ public enum KhMain {
     /// Runs kh with the installed plugins and exits.
     ///
     /// Everything up to and including parsing runs synchronously on the main thread, so
-    /// `kh --help`, `kh --version` and usage errors never start Swift concurrency's thread
-    /// pool or the signal sources (about a millisecond of start-up); a command that runs
-    /// starts them, then runs in a task while the main thread serves the main queue.
+    /// `kh --help`, `kh --version`, usage errors and `kh completion` (the synchronous
+    /// commands) never start Swift concurrency's thread pool or the signal sources' thread
+    /// (about a millisecond of start-up); an (asynchronous) command installs the signal
+    /// handling, then runs in a task while the main thread serves the main queue.
     public static func main(plugins: [any KhPlugin.Type], arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
         let environment = ProcessInfo.processInfo.environment
         let redactor = Redactor()
@@ -32,8 +33,8 @@ public enum KhMain {
         } catch {
             exit(handle(error, console: console))
         }
-        Interrupts.install()
         guard command is any AsyncParsableCommand else {
+            // Help, `kh completion`: print and exit; nothing to interrupt.
             do {
                 var command = command
                 try command.run()
@@ -42,6 +43,7 @@ public enum KhMain {
                 exit(handle(error, console: console))
             }
         }
+        Interrupts.install()
         let parsed = ParsedCommand(command: command)
         Task {
             do {

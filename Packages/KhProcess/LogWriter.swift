@@ -1,24 +1,33 @@
 import Foundation
 import KhCore
 
-/// Streams a child's output to a log file: one line per output line, prefixed with
-/// a UTC timestamp and the stream (`out|`, `err|`, and `kh |` for kh's own notes),
-/// secrets redacted. Lines are copied once into a raw 256 KiB buffer that is written
-/// in large blocks, and flushed at least every 200 ms while the child is quiet so
-/// `tail -f` stays live.
+/// Streams a child's output to a log file: one line per output line, prefixed with the
+/// UTC time of day and the stream (`23:14:05.123 out| `, `err| `), secrets redacted; kh's
+/// own notes (`kh |`: start, deadline, kills, exit) carry the full UTC date and time, and
+/// a note marks each new UTC day, so every line's date is the last full date above it.
+/// (The short prefix is 18 bytes instead of 30: writing the log is what costs most when a
+/// child prints a lot, see docs/benchmarks.md.) Lines are copied once into a raw 256 KiB
+/// buffer that is written in large blocks, and flushed at least every 200 ms while the
+/// child is quiet so `tail -f` stays live.
 package final class LogWriter: @unchecked Sendable {
     private let fd: Int32
     private static let capacity = 256 << 10
     private let buffer = UnsafeMutableRawPointer.allocate(byteCount: LogWriter.capacity, alignment: 16)
     private var used = 0
-    /// `2026-11-21T19:41:03.123Z out| ` and the `err| ` variant, made once per chunk into
-    /// fixed buffers, so the per-line copy touches no array (no retain, no bounds check).
-    private static let prefixLength = 30
+    /// `23:14:05.123 out| ` and the `err| ` variant, made once per chunk into fixed
+    /// buffers, so the per-line copy touches no array (no retain, no bounds check).
+    private static let prefixLength = 18
     private let outPrefix = UnsafeMutableRawPointer.allocate(byteCount: LogWriter.prefixLength, alignment: 8)
     private let errPrefix = UnsafeMutableRawPointer.allocate(byteCount: LogWriter.prefixLength, alignment: 8)
-    private var stamp: [UInt8] = []
+    /// `2026-11-21T` of the current chunk.
+    private var date: [UInt8] = []
+    /// `23:14:05.123` of the current chunk.
+    private var time: [UInt8] = []
     private var stampSecond: Int = -1
-    private var secondPrefix: [UInt8] = []
+    private var stampDay: Int = -1
+    /// The day of the last full date written (a `kh |` note), -1 before the first.
+    private var writtenDay: Int = -1
+    private var secondText: [UInt8] = []
     private let redactor: Redactor?
     private var scratch: [UInt8] = []
 
@@ -43,32 +52,45 @@ package final class LogWriter: @unchecked Sendable {
 
     package var hasPending: Bool { used > 0 }
 
-    /// Takes the time once for a chunk of output: every line in it gets this stamp.
+    /// Takes the time once for a chunk of output: every line in it gets this stamp. The
+    /// first chunk of a new UTC day is preceded by a `kh |` note with the full date.
     package func beginChunk() {
+        stampNow()
+        if writtenDay != -1 && stampDay != writtenDay { note("new UTC day") }
+        for (target, tag) in [(outPrefix, " out| "), (errPrefix, " err| ")] {
+            let bytes = time + Array(tag.utf8)
+            precondition(bytes.count == Self.prefixLength)
+            bytes.withUnsafeBytes { target.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        }
+    }
+
+    /// Reads the clock into `date` and `time` (formatting only when the second changed).
+    private func stampNow() {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         let second = ts.tv_sec
         if second != stampSecond {
             stampSecond = second
+            stampDay = second / 86_400
             var t = time_t(second)
             var parts = tm()
             gmtime_r(&t, &parts)
-            let text = String(
-                format: "%04d-%02d-%02dT%02d:%02d:%02d.", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
-                Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
-            secondPrefix = Array(text.utf8)
+            date = Array(
+                String(format: "%04d-%02d-%02dT", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday)).utf8)
+            secondText = Array(String(format: "%02d:%02d:%02d.", Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec)).utf8)
         }
         let ms = Int(ts.tv_nsec / 1_000_000)
-        stamp = secondPrefix
-        stamp.append(UInt8(48 + ms / 100))
-        stamp.append(UInt8(48 + (ms / 10) % 10))
-        stamp.append(UInt8(48 + ms % 10))
-        stamp.append(UInt8(ascii: "Z"))
-        for (target, tag) in [(outPrefix, " out| "), (errPrefix, " err| ")] {
-            let bytes = stamp + Array(tag.utf8)
-            precondition(bytes.count == Self.prefixLength)
-            bytes.withUnsafeBytes { target.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
-        }
+        time = secondText
+        time.append(UInt8(48 + ms / 100))
+        time.append(UInt8(48 + (ms / 10) % 10))
+        time.append(UInt8(48 + ms % 10))
+    }
+
+    /// `2026-11-21T23:14:05.123Z kh | TEXT` into the buffer.
+    private func note(_ text: String) {
+        let line = date + time + Array("Z kh | ".utf8) + Array((redactor?.redact(text) ?? text).utf8) + [0x0A]
+        line.withUnsafeBytes { put($0) }
+        writtenDay = stampDay
     }
 
     @inline(__always)
@@ -100,11 +122,10 @@ package final class LogWriter: @unchecked Sendable {
         used += 1
     }
 
-    /// A note of kh's own (start, deadline, kill, exit), written at once.
+    /// A note of kh's own (start, deadline, kill, exit), with the full date, written at once.
     package func header(_ text: String) {
-        beginChunk()
-        let note = stamp + Array(" kh | ".utf8) + Array((redactor?.redact(text) ?? text).utf8) + [0x0A]
-        note.withUnsafeBytes { put($0) }
+        stampNow()
+        note(text)
         flush()
     }
 

@@ -142,9 +142,10 @@ struct LocalRunnerTests {
         #expect(!log.contains("tok-abcdef-123456"))
         #expect(log.contains(" err| token=[redacted:HCLOUD_TOKEN]"))
         let outLine = try #require(log.split(separator: "\n").first { $0.hasSuffix(" out| one") })
-        // 2026-11-21T19:41:03.123Z out| one
-        #expect(outLine.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z out\| one$"#, options: .regularExpression) != nil)
-        #expect(log.contains(" kh | started: sh -c"))
+        // 19:41:03.123 out| one, under 2026-11-21T19:41:03.120Z kh | started: …
+        #expect(outLine.range(of: #"^\d\d:\d\d:\d\d\.\d{3} out\| one$"#, options: .regularExpression) != nil)
+        let started = try #require(log.split(separator: "\n").first { $0.contains(" kh | started: sh -c") })
+        #expect(started.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z kh \| started: "#, options: .regularExpression) != nil)
         #expect(log.contains(" kh | exit 0 after"))
     }
 

@@ -188,8 +188,9 @@ struct SSHConnectionTests {
         #expect(!log.contains("tok-abcdef-123456"))
         #expect(log.contains(" err| token=[redacted:HCLOUD_TOKEN]"))
         let outLine = try #require(log.split(separator: "\n").first { $0.hasSuffix(" out| one") })
-        #expect(outLine.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z out\| one$"#, options: .regularExpression) != nil)
-        #expect(log.contains(" kh | started: sh -c"))
+        #expect(outLine.range(of: #"^\d\d:\d\d:\d\d\.\d{3} out\| one$"#, options: .regularExpression) != nil)
+        let started = try #require(log.split(separator: "\n").first { $0.contains(" kh | started: sh -c") })
+        #expect(started.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z kh \| started: "#, options: .regularExpression) != nil)
         #expect(log.contains(" kh | remote process group \(result.pid)"))
         #expect(log.contains(" kh | exit 0 after"))
     }

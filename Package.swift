@@ -9,6 +9,14 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny")
 ]
 
+/// The executables export no symbols (Tools/kh/exports.map): with the static Swift runtime's
+/// -export-dynamic, kh's dynamic symbol table held ~17,500 symbols that only cost start-up
+/// time (the loader and the runtime's dladdr walk them), and let libgit2 bind its calls to its
+/// own public functions to kh's forwarding functions instead of to itself.
+let noExports: [LinkerSetting] = [
+    .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Tools/kh/exports.map"], .when(platforms: [.linux]))
+]
+
 let package = Package(
     name: "kh",
     platforms: [.macOS(.v15)],
@@ -134,7 +142,7 @@ let package = Package(
             path: "Tools/kh",
             exclude: ["exports.map"],
             swiftSettings: strict,
-            linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=Tools/kh/exports.map"])]
+            linkerSettings: noExports
         ),
         .executableTarget(
             name: "kh-bench",
@@ -143,7 +151,8 @@ let package = Package(
                 "HetznerMatrix", "GitOpsMaster", "AgentReliability",
             ],
             path: "Tools/kh-bench",
-            swiftSettings: strict
+            swiftSettings: strict,
+            linkerSettings: noExports
         ),
 
         // MARK: plugin gitops-master

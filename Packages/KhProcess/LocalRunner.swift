@@ -422,12 +422,30 @@ package struct StreamState {
         log?.beginChunk()
         var start = 0
         let base = chunk.baseAddress!
+        if let log, !wantLines, redaction?.isEmpty ?? true {
+            // The common case of a chatty child: the line the last chunk left open is
+            // finished below (one line), the rest goes straight into the log's buffer.
+            if !partial.isEmpty, let hit = memchr(base, 0x0A, chunk.count) {
+                let end = base.distance(to: UnsafeRawPointer(hit))
+                partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[0..<end]))
+                partial.withUnsafeBytes { emit($0, log: log, redaction: redaction, wantLines: false, onLine: onLine) }
+                partial.removeAll(keepingCapacity: true)
+                start = end + 1
+            }
+            if partial.isEmpty {
+                start += log.completeLines(UnsafeRawBufferPointer(rebasing: chunk[start...]), stream: stream, maxLine: Self.maxLine)
+            }
+        }
         while start < chunk.count {
             guard let hit = memchr(base + start, 0x0A, chunk.count - start) else {
                 partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start...]))
-                if partial.count >= Self.maxLine {
-                    emit(partial.withUnsafeBytes { $0 }, log: log, redaction: redaction, wantLines: wantLines, onLine: onLine)
-                    partial.removeAll(keepingCapacity: true)
+                // A line that grows past maxLine is written in maxLine pieces as it comes.
+                while partial.count >= Self.maxLine {
+                    partial.withUnsafeBytes {
+                        let piece = UnsafeRawBufferPointer(rebasing: $0[0..<Self.maxLine])
+                        emit(piece, log: log, redaction: redaction, wantLines: wantLines, onLine: onLine)
+                    }
+                    partial.removeFirst(Self.maxLine)
                 }
                 break
             }
@@ -444,8 +462,22 @@ package struct StreamState {
         }
     }
 
-    @inline(__always)
+    /// One line to the log and the callback; a line longer than maxLine as maxLine pieces.
     private func emit(
+        _ line: UnsafeRawBufferPointer, log: LogWriter?, redaction: RedactionSnapshot?, wantLines: Bool, onLine: (String) -> Void
+    ) {
+        guard line.count > Self.maxLine else {
+            emitOne(line, log: log, redaction: redaction, wantLines: wantLines, onLine: onLine)
+            return
+        }
+        for offset in stride(from: 0, to: line.count, by: Self.maxLine) {
+            let piece = UnsafeRawBufferPointer(rebasing: line[offset..<min(offset + Self.maxLine, line.count)])
+            emitOne(piece, log: log, redaction: redaction, wantLines: wantLines, onLine: onLine)
+        }
+    }
+
+    @inline(__always)
+    private func emitOne(
         _ line: UnsafeRawBufferPointer, log: LogWriter?, redaction: RedactionSnapshot?, wantLines: Bool, onLine: (String) -> Void
     ) {
         log?.line(line, stream: stream, redaction: redaction)

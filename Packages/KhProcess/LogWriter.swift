@@ -122,6 +122,36 @@ package final class LogWriter: @unchecked Sendable {
         used += 1
     }
 
+    /// Every complete line of `chunk` (up to its last newline) with this chunk's prefix,
+    /// when nothing needs redacting: one scan and two copies a line, straight into the
+    /// buffer. Stops before a line longer than `maxLine` (the caller splits it). Returns
+    /// how many bytes of `chunk` it took (0 when it holds no newline).
+    package func completeLines(_ chunk: UnsafeRawBufferPointer, stream: OutputStream, maxLine: Int) -> Int {
+        guard let base = chunk.baseAddress else { return 0 }
+        let prefix = UnsafeRawPointer(stream == .stdout ? outPrefix : errPrefix)
+        // The 18-byte prefix as two 8-byte words and one 2-byte word (no memmove call a line).
+        let p0 = prefix.loadUnaligned(as: UInt64.self)
+        let p1 = prefix.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+        let p2 = prefix.loadUnaligned(fromByteOffset: 16, as: UInt16.self)
+        var start = 0
+        while start < chunk.count, let hit = memchr(base + start, 0x0A, chunk.count - start) {
+            let end = base.distance(to: UnsafeRawPointer(hit))
+            let length = end - start
+            if length > maxLine { break }
+            let needed = Self.prefixLength + length + 1
+            if used + needed > Self.capacity { flush() }
+            let out = buffer + used
+            out.storeBytes(of: p0, as: UInt64.self)
+            out.storeBytes(of: p1, toByteOffset: 8, as: UInt64.self)
+            out.storeBytes(of: p2, toByteOffset: 16, as: UInt16.self)
+            (out + Self.prefixLength).copyMemory(from: base + start, byteCount: length)
+            out.storeBytes(of: 0x0A, toByteOffset: Self.prefixLength + length, as: UInt8.self)
+            used += needed
+            start = end + 1
+        }
+        return start
+    }
+
     /// A note of kh's own (start, deadline, kill, exit), with the full date, written at once.
     package func header(_ text: String) {
         stampNow()

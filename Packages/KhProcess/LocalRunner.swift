@@ -387,7 +387,7 @@ package struct StreamState {
     package var capture: Capture
     var partial: [UInt8] = []
     package var lastWrite = ContinuousClock.now
-    static let maxLine = 64 * 1024
+    package static let maxLine = 64 * 1024
 
     /// `fd` is read by ``read(into:size:)`` only; other transports (SSH) pass -1 and feed ``consume``.
     package init(stream: OutputStream, fd: Int32, limit: Int, keep: CaptureKeep) {

@@ -83,7 +83,7 @@ let package = Package(
         ),
         .target(
             name: "KhKube",
-            dependencies: ["KhCore", "KhProcess"],
+            dependencies: ["KhCore", "KhProcess", "KhHTTP", .product(name: "Yams", package: "Yams")],
             path: "Packages/KhKube",
             swiftSettings: strict
         ),
@@ -190,7 +190,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KhKubeTests",
-            dependencies: ["KhKube", "KhCore", "KhProcess", "KhSSH", "KhTestSupport"],
+            dependencies: ["KhKube", "KhCore", "KhProcess", "KhSSH", "KhHTTP", "KhTestSupport"],
             path: "Tests/KhKubeTests",
             swiftSettings: strict
         ),

@@ -24,6 +24,8 @@ extension Gitops {
             let cluster = try await runtime.cluster()
             let code = try await context.withEvidence { run in
                 let (diagnoses, snapshot) = try await Diagnose.diagnose(cluster: cluster, stage: stage, clock: context.clock)
+                _ = try run.record(
+                    EvidenceRecord(kind: "gather-path", name: snapshot.readPath.used.rawValue, status: .pass, message: snapshot.readPath.summary))
                 for group in snapshot.groups {
                     _ = try run.record(
                         EvidenceRecord(

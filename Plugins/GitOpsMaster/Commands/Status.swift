@@ -18,6 +18,8 @@ extension Gitops {
             let cluster = try await runtime.cluster()
             let code = try await context.withEvidence { run in
                 let snapshot = await Gatherer.gather(cluster, clock: context.clock)
+                _ = try run.record(
+                    EvidenceRecord(kind: "gather-path", name: snapshot.readPath.used.rawValue, status: .pass, message: snapshot.readPath.summary))
                 for group in snapshot.groups {
                     _ = try run.record(
                         EvidenceRecord(

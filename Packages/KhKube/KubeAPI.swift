@@ -18,10 +18,13 @@ public final class KubeAPI: Sendable {
     /// Appended to `GET path` in messages and evidence, e.g. ` (through kubectl proxy)`.
     public let via: String
 
-    /// Straight to the API server of `connection`.
-    public init(connection: KubeConnection, timeout: Duration, redactor: Redactor? = nil, maxConcurrent: Int = 16) {
+    /// Straight to the API server of `connection`, with at most `connectionsPerHost`
+    /// connections at once (each costs a TLS handshake; an HTTP/2 server multiplexes every
+    /// request over one, an HTTP/1.1 server gets them queued over a few kept-alive ones).
+    public init(connection: KubeConnection, timeout: Duration, redactor: Redactor? = nil, maxConcurrent: Int = 16, connectionsPerHost: Int = 4) {
         var options = CurlTransport.Options(
-            maxConcurrent: maxConcurrent, acceptCompressed: true, caBundlePath: connection.tls.caFile, defaultConnectTimeout: timeout,
+            maxConcurrent: maxConcurrent, maxConnectionsPerHost: connectionsPerHost, acceptCompressed: true, caBundlePath: connection.tls.caFile,
+            defaultConnectTimeout: timeout,
             defaultTimeout: timeout)
         options.caBundle = connection.tls.caData
         options.insecure = connection.tls.insecure

@@ -187,6 +187,18 @@ struct KubeAPIEmulatorTests {
         }.sorted { ($0["metadata"]?["name"]?.stringValue ?? "") < ($1["metadata"]?["name"]?.stringValue ?? "") }
     }
 
+    /// Expects `GET /api/v1/namespaces` to fail with `kind` and `text` in the detail.
+    static func failure(of api: KubeAPI, _ kind: KubeError.Kind, _ text: String, _ ifNot: String) async throws -> KubeError? {
+        do {
+            _ = try await api.get("/api/v1/namespaces")
+            Issue.record(Comment(rawValue: ifNot))
+            return nil
+        } catch let error as KubeError {
+            #expect(error.kind == kind && error.detail.contains(text), "\(error)")
+            return error
+        }
+    }
+
     @Test("reads the same objects as `kubectl get -o json` (core, CRD, label and field selectors)")
     func crossCheck() async throws {
         let kubectl = Kubectl(
@@ -275,12 +287,7 @@ struct KubeAPIEmulatorTests {
             "certificate-authority-data: \(try Data(contentsOf: URL(fileURLWithPath: cert)).base64EncodedString())",
         ] {
             let api = try api(try kubeconfig(cluster: cluster, user: tokenUser))
-            do {
-                _ = try await api.get("/api/v1/namespaces")
-                Issue.record("a server certificate from another CA was accepted (\(cluster.prefix(30)))")
-            } catch let error as KubeError {
-                #expect(error.kind == .unreachable && error.detail.contains("TLS failed"), "\(error)")
-            }
+            _ = try await Self.failure(of: api, .unreachable, "TLS failed", "a server certificate from another CA was accepted")
         }
     }
 
@@ -289,12 +296,7 @@ struct KubeAPIEmulatorTests {
         let good = try api(try kubeconfig(cluster: "certificate-authority: \"\(ca)\", tls-server-name: localhost", user: tokenUser))
         _ = try await good.get("/api/v1/namespaces")
         let bad = try api(try kubeconfig(cluster: "certificate-authority: \"\(ca)\", tls-server-name: other.example.invalid", user: tokenUser))
-        do {
-            _ = try await bad.get("/api/v1/namespaces")
-            Issue.record("a certificate for 127.0.0.1/localhost passed as other.example.invalid")
-        } catch let error as KubeError {
-            #expect(error.kind == .unreachable && error.detail.contains("TLS failed"), "\(error)")
-        }
+        _ = try await Self.failure(of: bad, .unreachable, "TLS failed", "a certificate for 127.0.0.1/localhost passed as other.example.invalid")
     }
 
     @Test("a wrong token is unauthorized; the token never shows in the error")
@@ -302,13 +304,8 @@ struct KubeAPIEmulatorTests {
         let redactor = Redactor()
         let wrong = "wrong-\(UUID().uuidString)"
         let api = try api(try kubeconfig(cluster: "certificate-authority: \"\(ca)\"", user: "token: \(wrong)"), redactor: redactor)
-        do {
-            _ = try await api.get("/api/v1/namespaces")
-            Issue.record("a wrong token was accepted")
-        } catch let error as KubeError {
-            #expect(error.kind == .unauthorized, "\(error)")
-            #expect(!error.message.contains(wrong) && !redactor.redact(wrong).contains(wrong))
-        }
+        let error = try await Self.failure(of: api, .unauthorized, "401", "a wrong token was accepted")
+        #expect(error.map { !$0.message.contains(wrong) } == true && !redactor.redact(wrong).contains(wrong))
         // The same through tokenFile, with the right token.
         let file = try dir.write("token", token + "\n")
         let right = try self.api(try kubeconfig(cluster: "certificate-authority: \"\(ca)\"", user: "tokenFile: \"\(file)\""))
@@ -325,6 +322,92 @@ struct KubeAPIEmulatorTests {
             return sizes
         }
         #expect(responses.count == 24 && responses.allSatisfy { $0 > 0 })
+    }
+}
+
+/// Client certificates against a real TLS peer that demands one: `openssl s_server -Verify 1
+/// -www` (the emulator itself only takes tokens), with the testbed's server certificate and
+/// a client CA made here.
+@Suite("KubeAPI with a client certificate, against openssl s_server")
+struct KubeAPIClientCertificateTests {
+    let dir = TemporaryDirectory()
+
+    func openssl(_ arguments: [String]) async throws {
+        let result = try await LocalRunner().run(Command("openssl", arguments), options: RunOptions(timeout: .seconds(20)))
+        guard result.exitCode == 0 else { throw SetupError("openssl \(arguments.first ?? ""): \(result.stderrText)") }
+    }
+
+    @Test("client-certificate(-data) and client-key(-data) are presented; without them the server refuses")
+    func clientCertificate() async throws {
+        let testbed = try Testbed.load()
+        let tls = try testbed.require("KH_TESTBED_DIR") + "/kube/tls"
+        let d = dir.path
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        try await openssl(["req", "-x509"] + ec + ["-keyout", "\(d)/client-ca.key", "-out", "\(d)/client-ca.crt", "-days", "1", "-subj", "/CN=client-ca"])
+        try await openssl(["req"] + ec + ["-keyout", "\(d)/client.key", "-out", "\(d)/client.csr", "-subj", "/CN=kh-client"])
+        try await openssl([
+            "x509", "-req", "-in", "\(d)/client.csr", "-CA", "\(d)/client-ca.crt", "-CAkey", "\(d)/client-ca.key", "-CAcreateserial", "-out",
+            "\(d)/client.crt", "-days", "1",
+        ])
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = [
+            "openssl", "s_server", "-accept", "127.0.0.1:0", "-cert", "\(tls)/server.crt", "-key", "\(tls)/server.key", "-CAfile",
+            "\(d)/client-ca.crt", "-Verify", "1", "-www",
+        ]
+        let output = Pipe()
+        server.standardOutput = output
+        server.standardError = FileHandle.nullDevice
+        server.standardInput = FileHandle.nullDevice
+        try server.run()
+        defer {
+            kill(server.processIdentifier, SIGKILL)
+            server.waitUntilExit()
+        }
+        // "ACCEPT 127.0.0.1:PORT" once it listens.
+        var seen = ""
+        func acceptLine() -> Substring? { seen.split(separator: "\n").first { $0.hasPrefix("ACCEPT ") && seen.contains($0 + "\n") } }
+        while acceptLine() == nil, seen.count < 4096, let chunk = try output.fileHandleForReading.read(upToCount: 1), !chunk.isEmpty {
+            seen += String(decoding: chunk, as: UTF8.self)
+        }
+        guard let port = acceptLine()?.split(separator: ":").last.map(String.init), Int(port) != nil else {
+            throw SetupError("openssl s_server did not say its port: \(seen)")
+        }
+        let base64 = { (file: String) in try Data(contentsOf: URL(fileURLWithPath: "\(d)/\(file)")).base64EncodedString() }
+        let users = [
+            ("files", "client-certificate: \"\(d)/client.crt\", client-key: \"\(d)/client.key\"", true),
+            ("data", "client-certificate-data: \(try base64("client.crt")), client-key-data: \(try base64("client.key"))", true),
+            ("none", "username: nobody, password: not-a-certificate", false),
+        ]
+        for (label, user, accepted) in users {
+            let config = try dir.write(
+                "kubeconfig-\(label)",
+                """
+                apiVersion: v1
+                kind: Config
+                clusters: [{name: s, cluster: {server: "https://127.0.0.1:\(port)", certificate-authority: "\(tls)/ca.crt"}}]
+                users: [{name: u, user: {\(user)}}]
+                contexts: [{name: s, context: {cluster: s, user: u}}]
+                current-context: s
+
+                """)
+            let redactor = Redactor()
+            let connection = try KubeConfigLoader.resolve(kubeconfig: config, context: nil, environment: [:], redactor: redactor)
+            let api = KubeAPI(connection: connection, timeout: .seconds(10), redactor: redactor)
+            do {
+                let page = String(decoding: try await api.get("/"), as: UTF8.self)
+                #expect(accepted, "\(label): the server answered without a client certificate")
+                #expect(page.contains("<HTML>"), "\(label): \(page.prefix(200))")
+            } catch let error as KubeError {
+                #expect(!accepted, "\(label): \(error)")
+                #expect(error.kind == .unreachable, "\(label): \(error)")
+            }
+            if label == "data" {
+                let key = try base64("client.key")
+                #expect(connection.summary.contains("client certificate") && !connection.summary.contains(key))
+                #expect(!redactor.redact(key).contains(key))
+            }
+        }
     }
 }
 

@@ -343,7 +343,8 @@ struct KubeAPIClientCertificateTests {
         let tls = try testbed.require("KH_TESTBED_DIR") + "/kube/tls"
         let d = dir.path
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
-        try await openssl(["req", "-x509"] + ec + ["-keyout", "\(d)/client-ca.key", "-out", "\(d)/client-ca.crt", "-days", "1", "-subj", "/CN=client-ca"])
+        try await openssl(
+            ["req", "-x509"] + ec + ["-keyout", "\(d)/client-ca.key", "-out", "\(d)/client-ca.crt", "-days", "1", "-subj", "/CN=client-ca"])
         try await openssl(["req"] + ec + ["-keyout", "\(d)/client.key", "-out", "\(d)/client.csr", "-subj", "/CN=kh-client"])
         try await openssl([
             "x509", "-req", "-in", "\(d)/client.csr", "-CA", "\(d)/client-ca.crt", "-CAkey", "\(d)/client-ca.key", "-CAcreateserial", "-out",

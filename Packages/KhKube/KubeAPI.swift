@@ -19,8 +19,10 @@ public final class KubeAPI: Sendable {
     public let via: String
 
     /// Straight to the API server of `connection`, with at most `connectionsPerHost`
-    /// connections at once (each costs a TLS handshake; an HTTP/2 server multiplexes every
-    /// request over one, an HTTP/1.1 server gets them queued over a few kept-alive ones).
+    /// connections at once: each costs a TLS handshake; they are opened together (not one
+    /// first to learn whether the server multiplexes: that would put a whole handshake in
+    /// front of every other request), then kept alive; an HTTP/2 server gets the requests
+    /// multiplexed over them, an HTTP/1.1 server gets them queued over them.
     public init(connection: KubeConnection, timeout: Duration, redactor: Redactor? = nil, maxConcurrent: Int = 16, connectionsPerHost: Int = 4) {
         var options = CurlTransport.Options(
             maxConcurrent: maxConcurrent, maxConnectionsPerHost: connectionsPerHost, acceptCompressed: true, caBundlePath: connection.tls.caFile,
@@ -32,7 +34,6 @@ public final class KubeAPI: Sendable {
         options.clientCertificate = connection.tls.clientCertificateData
         options.clientKeyPath = connection.tls.clientKeyFile
         options.clientKey = connection.tls.clientKeyData
-        options.pipeWait = true
         var base = connection.server
         if let name = connection.tls.serverName, let host = base.host, name != host,
             var components = URLComponents(url: base, resolvingAgainstBaseURL: false)

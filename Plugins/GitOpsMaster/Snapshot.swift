@@ -36,6 +36,17 @@ public struct PipelineSnapshot: Sendable {
 
     public init(takenAt: Date) { self.takenAt = takenAt }
 
+    /// The evidence of the gathering: how D1 was read (`gather-path`), then one `gather`
+    /// record per group.
+    public var evidenceRecords: [EvidenceRecord] {
+        [EvidenceRecord(kind: "gather-path", name: readPath.used.rawValue, status: .pass, message: readPath.summary)]
+            + groups.map {
+                EvidenceRecord(
+                    kind: "gather", name: $0.name, status: $0.ok ? .pass : .fail, message: $0.error ?? $0.commands.joined(separator: "; "),
+                    durationSeconds: $0.seconds)
+            }
+    }
+
     /// Whether a group answered.
     public func answered(_ group: String) -> Bool { groups.first { $0.name == group }?.ok ?? false }
 }

@@ -55,6 +55,8 @@ public final class CurlTransport: HTTPTransport {
         /// Wait for a connection that can multiplex (HTTP/2) instead of opening another one at
         /// once (`CURLOPT_PIPEWAIT`): fewer TLS handshakes when many requests start together.
         public var pipeWait: Bool
+        /// Hosts never reached through a proxy from the environment (`CURLOPT_NOPROXY`; `*`: none).
+        public var noProxy: String?
 
         public init(
             maxConcurrent: Int = 64, maxConnectionsPerHost: Int = 0, acceptCompressed: Bool = true, caBundlePath: String? = nil,
@@ -586,6 +588,7 @@ final class CurlEasy {
             try set(CURLOPT_SSL_VERIFYHOST, "CURLOPT_SSL_VERIFYHOST", 0)
         }
         if options.pipeWait { try set(CURLOPT_PIPEWAIT, "CURLOPT_PIPEWAIT", 1) }
+        if let hosts = options.noProxy { try set(CURLOPT_NOPROXY, "CURLOPT_NOPROXY", hosts) }
         for entry in options.connectTo {
             guard let appended = curl_slist_append(connectToList, entry) else {
                 throw HTTPError(curlSetup: request, call: "curl_slist_append", code: nil, detail: "out of memory")

@@ -34,6 +34,10 @@ public final class KubeAPI: Sendable {
         options.clientCertificate = connection.tls.clientCertificateData
         options.clientKeyPath = connection.tls.clientKeyFile
         options.clientKey = connection.tls.clientKeyData
+        if let host = connection.server.host, ["localhost", "::1", "[::1]"].contains(host.lowercased()) || host.hasPrefix("127.") {
+            // As kubectl (Go's proxy lookup): a proxy from the environment never applies to loopback.
+            options.noProxy = "*"
+        }
         var base = connection.server
         if let name = connection.tls.serverName, let host = base.host, name != host,
             var components = URLComponents(url: base, resolvingAgainstBaseURL: false)

@@ -2,6 +2,7 @@ import Foundation
 import KhCore
 import KhKube
 import KhProcess
+import Synchronization
 
 /// One D1 group: its commands, whether it answered within its deadline, how long it took.
 public struct GroupOutcome: Codable, Sendable, Equatable {
@@ -162,6 +163,26 @@ public enum Gatherer {
         var events: [Event]?
         var log: String?
         var groups: [GroupOutcome]
+        /// Groups whose reads could not reach the API server at all (connect, DNS, TLS).
+        var unreachableGroups = 0
+    }
+
+    /// Counts the groups whose reads failed to reach the API server (``KubeError/Kind/unreachable``).
+    final class ConnectFailures: Sendable {
+        private let count = Mutex(0)
+
+        var value: Int { count.withLock { $0 } }
+
+        func watch<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) -> @Sendable () async throws -> T {
+            { [self] in
+                do {
+                    return try await body()
+                } catch let error as KubeError where error.kind == .unreachable {
+                    count.withLock { $0 += 1 }
+                    throw error
+                }
+            }
+        }
     }
 
     /// Gathers every group in parallel, then the logs of failed verification jobs.
@@ -182,10 +203,18 @@ public enum Gatherer {
             do {
                 let connection = try APIDirect.connection(cluster)
                 let api = KubeAPI(connection: connection, timeout: deadline, redactor: cluster.kubectl.redactor)
-                first = GroupOutcome(
-                    name: "0-api-direct", commands: [connection.summary], ok: true, error: nil, seconds: clock.now().timeIntervalSince(start))
-                gathered = await throughAPI(api, env: env, deadline: deadline, clock: clock)
-                path.used = .apiDirect
+                let resolved = clock.now().timeIntervalSince(start)
+                let direct = await throughAPI(api, env: env, deadline: deadline, clock: clock)
+                if direct.unreachableGroups == direct.groups.count {
+                    // Not one read reached the server: something kh's client does not do as
+                    // kubectl does (a CA bundle OpenSSL rejects and Go skips, a proxy): kubectl next.
+                    let error = direct.groups.first?.error ?? "no answer"
+                    path.notUsed.append("api-direct: every D1 group failed to reach the server, e.g. \(error)")
+                } else {
+                    first = GroupOutcome(name: "0-api-direct", commands: [connection.summary], ok: true, error: nil, seconds: resolved)
+                    gathered = direct
+                    path.used = .apiDirect
+                }
             } catch {
                 path.notUsed.append("api-direct: " + ((error as? any KhReportableError)?.message ?? "\(error)"))
             }
@@ -277,11 +306,12 @@ public enum Gatherer {
 
     /// Runs one group's work under its deadline and says how it went.
     static func timed<T: Sendable>(
-        _ name: String, _ shown: [String], _ deadline: Duration, _ clock: KhClock, _ body: @escaping @Sendable () async throws -> T
+        _ name: String, _ shown: [String], _ deadline: Duration, _ clock: KhClock, _ failures: ConnectFailures? = nil,
+        _ body: @escaping @Sendable () async throws -> T
     ) async -> (T?, GroupOutcome) {
         let start = clock.now()
         do {
-            let value = try await withDeadline(name, deadline, body)
+            let value = try await withDeadline(name, deadline, failures?.watch(body) ?? body)
             return (value, GroupOutcome(name: name, commands: shown, ok: true, error: nil, seconds: clock.now().timeIntervalSince(start)))
         } catch {
             let message = (error as? any KhReportableError)?.message ?? "\(error)"
@@ -321,11 +351,12 @@ public enum Gatherer {
     /// group under its own deadline.
     static func throughAPI(_ api: KubeAPI, env: GitOpsEnvironment, deadline: Duration, clock: KhClock) async -> Gathered {
         let r = requests(env)
+        let failures = ConnectFailures()
         func shown(_ name: String) -> [String] { (r[name] ?? []).map { "GET \($0)" + api.via } }
         let ns = env.kargoNamespace
         let kargoPath = "/apis/kargo.akuity.io/v1alpha1/namespaces/\(ns)/"
         let rolloutsPath = "/apis/argoproj.io/v1alpha1/namespaces/\(ns)/"
-        async let kargo = timed("1-kargo-state", shown("1-kargo-state"), deadline, clock) {
+        async let kargo = timed("1-kargo-state", shown("1-kargo-state"), deadline, clock, failures) {
             async let stages = api.items(kargoPath + "stages", as: Stage.self)
             async let promotions = api.items(kargoPath + "promotions", as: Promotion.self)
             async let freight = api.items(kargoPath + "freights", as: Freight.self)
@@ -342,21 +373,23 @@ public enum Gatherer {
             items += try await jobs.map(KargoItem.job)
             return items
         }
-        async let argo = timed("2-argocd-state", shown("2-argocd-state"), deadline, clock) {
+        async let argo = timed("2-argocd-state", shown("2-argocd-state"), deadline, clock, failures) {
             try await api.items("/apis/argoproj.io/v1alpha1/namespaces/\(env.argocdNamespace)/applications", as: ArgoApplication.self)
         }
-        async let pods = timed("3-controller-health", shown("3-controller-health"), deadline, clock) {
+        async let pods = timed("3-controller-health", shown("3-controller-health"), deadline, clock, failures) {
             async let kargoPods = api.items(
-                "/api/v1/namespaces/\(env.kargoControllerNamespace)/pods", query: [("labelSelector", "app.kubernetes.io/name=kargo")], as: Pod.self)
+                "/api/v1/namespaces/\(env.kargoControllerNamespace)/pods", query: [("labelSelector", "app.kubernetes.io/name=kargo")],
+                as: Pod.self)
             async let repoServers = api.items(
-                "/api/v1/namespaces/\(env.argocdControllerNamespace)/pods", query: [("labelSelector", "app.kubernetes.io/name=argocd-repo-server")],
+                "/api/v1/namespaces/\(env.argocdControllerNamespace)/pods",
+                query: [("labelSelector", "app.kubernetes.io/name=argocd-repo-server")],
                 as: Pod.self)
             return try await kargoPods + repoServers
         }
-        async let events = timed("4-recent-events", shown("4-recent-events"), deadline, clock) {
+        async let events = timed("4-recent-events", shown("4-recent-events"), deadline, clock, failures) {
             try await api.items("/api/v1/namespaces/\(ns)/events", query: [("fieldSelector", "type!=Normal")], as: Event.self)
         }
-        async let logs = timed("5-controller-logs", shown("5-controller-logs"), deadline, clock) {
+        async let logs = timed("5-controller-logs", shown("5-controller-logs"), deadline, clock, failures) {
             try await api.deploymentLogs(namespace: env.kargoControllerNamespace, deployment: "kargo-controller", tail: 200)
         }
         let (k, kOutcome) = await kargo
@@ -364,7 +397,9 @@ public enum Gatherer {
         let (p, pOutcome) = await pods
         let (e, eOutcome) = await events
         let (l, lOutcome) = await logs
-        return Gathered(kargo: k, apps: a, pods: p, events: e, log: l, groups: [kOutcome, aOutcome, pOutcome, eOutcome, lOutcome])
+        return Gathered(
+            kargo: k, apps: a, pods: p, events: e, log: l, groups: [kOutcome, aOutcome, pOutcome, eOutcome, lOutcome],
+            unreachableGroups: failures.value)
     }
 }
 

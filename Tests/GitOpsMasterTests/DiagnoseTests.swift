@@ -367,6 +367,36 @@ struct DiagnoseTests {
         #expect(snapshot.stages.map { $0.metadata.name } == ["test"])
     }
 
+    @Test("when no direct read reaches the server (a CA bundle OpenSSL rejects, Go skips), D1 goes through kubectl proxy")
+    func directUnreachableFallsBack() async throws {
+        let p = try await Pipeline()
+        try await p.upsert([p.stage("test", conditions: P.verified)])
+        let dir = TemporaryDirectory()
+        // A malformed PEM block before the real CA: kubectl skips it, libcurl refuses the file.
+        let bundle = try dir.write(
+            "ca.pem",
+            "-----BEGIN CERTIFICATE-----\nMIIBbroken\n-----END CERTIFICATE-----\n"
+                + (try String(contentsOfFile: try p.testbed.require("KH_TESTBED_KUBE_CA"), encoding: .utf8)))
+        let kubeconfig = try dir.write(
+            "kubeconfig",
+            """
+            apiVersion: v1
+            kind: Config
+            clusters: [{name: c, cluster: {server: "\(p.server)", certificate-authority: "\(bundle)"}}]
+            users: [{name: u, user: {tokenFile: "\(try p.testbed.require("KH_TESTBED_KUBE_TOKEN_FILE"))"}}]
+            contexts: [{name: c, context: {cluster: c, user: u}}]
+            current-context: c
+
+            """)
+        var cluster = p.cluster()
+        cluster.kubectl.kubeconfig = kubeconfig
+        let snapshot = await Gatherer.gather(cluster)
+        #expect(snapshot.readPath.used == .kubectlProxy, "\(snapshot.readPath)")
+        let reason = try #require(snapshot.readPath.notUsed.first)
+        #expect(reason.hasPrefix("api-direct: every D1 group failed to reach the server") && reason.contains("TLS"), "\(reason)")
+        #expect(snapshot.groups.first?.name == "0-api-proxy" && snapshot.stages.map { $0.metadata.name } == ["test"], "\(snapshot.groups)")
+    }
+
     @Test("D1 goes through one kubectl proxy (api_direct: false): every group answers with the same data")
     func throughProxy() async throws {
         let p = try await Pipeline()

@@ -103,7 +103,7 @@ let package = Package(
         ),
         .target(
             name: "KhKube",
-            dependencies: ["KhCore", "KhProcess"],
+            dependencies: ["KhCore", "KhProcess", "KhHTTP", .product(name: "Yams", package: "Yams")],
             path: "Packages/KhKube",
             swiftSettings: strict
         ),
@@ -213,7 +213,7 @@ let package = Package(
         ),
         .testTarget(
             name: "KhKubeTests",
-            dependencies: ["KhKube", "KhCore", "KhProcess", "KhSSH", "KhTestSupport"],
+            dependencies: ["KhKube", "KhCore", "KhProcess", "KhSSH", "KhHTTP", "KhTestSupport"],
             path: "Tests/KhKubeTests",
             swiftSettings: strict
         ),

@@ -185,6 +185,25 @@ public final class EvidenceRun: Sendable {
         return stamped
     }
 
+    /// Appends several records at once and rewrites `records.jsonl` once (one atomic
+    /// write instead of one per record, for records that are all known together).
+    @discardableResult
+    public func record(contentsOf records: [EvidenceRecord]) throws -> [EvidenceRecord] {
+        let now = clock.now()
+        let (stamped, all) = state.withLock { state -> ([EvidenceRecord], [EvidenceRecord]) in
+            let stamped = records.map { record in
+                var stamped = record
+                stamped.seq = state.records.count + 1
+                stamped.at = now
+                state.records.append(stamped)
+                return stamped
+            }
+            return (stamped, state.records)
+        }
+        if !stamped.isEmpty { try writeRecords(all) }
+        return stamped
+    }
+
     /// Ends the run: `summary.md` (the given Markdown, or one made from the records)
     /// and `run.json` with the end time, status and counts. Only the first call counts.
     public func finish(exitCode: KhExitCode, result: String? = nil, summary: String? = nil) throws {

@@ -36,6 +36,27 @@ public final class CurlTransport: HTTPTransport {
         /// Connect every request to this unix socket instead of the URL's host and port
         /// (`CURLOPT_UNIX_SOCKET_PATH`; the URL still names the path and the Host header).
         public var unixSocketPath: String?
+        /// A CA bundle given as PEM bytes (`CURLOPT_CAINFO_BLOB`), instead of the system's
+        /// and in addition to nothing else: set this or ``caBundlePath``.
+        public var caBundle: Data?
+        /// A client certificate (PEM) for mutual TLS: a file, or the bytes (`CURLOPT_SSLCERT_BLOB`).
+        public var clientCertificatePath: String?
+        public var clientCertificate: Data?
+        /// The client certificate's private key (PEM): a file, or the bytes (`CURLOPT_SSLKEY_BLOB`).
+        /// The bytes are handed to libcurl only; nothing prints them.
+        public var clientKeyPath: String?
+        public var clientKey: Data?
+        /// Skip verifying the server's certificate and name (`CURLOPT_SSL_VERIFYPEER` and
+        /// `CURLOPT_SSL_VERIFYHOST` off), as kubeconfig's `insecure-skip-tls-verify`.
+        public var insecure: Bool
+        /// `HOST:PORT:CONNECT-HOST:CONNECT-PORT` entries (`CURLOPT_CONNECT_TO`): connect elsewhere
+        /// than the URL names while TLS checks (and SNI) use the URL's host.
+        public var connectTo: [String]
+        /// Wait for a connection that can multiplex (HTTP/2) instead of opening another one at
+        /// once (`CURLOPT_PIPEWAIT`): fewer TLS handshakes when many requests start together.
+        public var pipeWait: Bool
+        /// Hosts never reached through a proxy from the environment (`CURLOPT_NOPROXY`; `*`: none).
+        public var noProxy: String?
 
         public init(
             maxConcurrent: Int = 64, maxConnectionsPerHost: Int = 0, acceptCompressed: Bool = true, caBundlePath: String? = nil,
@@ -50,6 +71,9 @@ public final class CurlTransport: HTTPTransport {
             self.defaultTimeout = defaultTimeout
             self.defaultMaxResponseBytes = defaultMaxResponseBytes
             self.unixSocketPath = unixSocketPath
+            self.insecure = false
+            self.connectTo = []
+            self.pipeWait = false
         }
     }
 
@@ -411,6 +435,7 @@ final class CurlEasy {
     let handle: UnsafeMutableRawPointer
     let sink: ResponseSink
     private var headerList: UnsafeMutablePointer<curl_slist>?
+    private var connectToList: UnsafeMutablePointer<curl_slist>?
     private let errorBuffer: UnsafeMutablePointer<CChar>
     private let request: HTTPRequest
 
@@ -430,6 +455,7 @@ final class CurlEasy {
     deinit {
         curl_easy_cleanup(handle)
         if let headerList { curl_slist_free_all(headerList) }
+        if let connectToList { curl_slist_free_all(connectToList) }
         errorBuffer.deallocate()
     }
 
@@ -464,6 +490,7 @@ final class CurlEasy {
         if options.acceptCompressed { try set(CURLOPT_ACCEPT_ENCODING, "CURLOPT_ACCEPT_ENCODING", "") }
         if let path = options.caBundlePath { try set(CURLOPT_CAINFO, "CURLOPT_CAINFO", path) }
         if let path = options.unixSocketPath { try set(CURLOPT_UNIX_SOCKET_PATH, "CURLOPT_UNIX_SOCKET_PATH", path) }
+        try configureTLS(options)
 
         // Callbacks get the sink through an unretained pointer: this object keeps it alive
         // for as long as the handle exists.
@@ -525,6 +552,9 @@ final class CurlEasy {
                 headers.remove("X-Amz-Security-Token")
                 token.withValue { headers.add("X-Amz-Security-Token", $0) }
             }
+        case .basic(let username, let password)?:
+            headers.remove("Authorization")
+            password.withValue { headers.add("Authorization", "Basic " + Data((username + ":" + $0).utf8).base64EncodedString()) }
         case nil:
             break
         }
@@ -555,6 +585,40 @@ final class CurlEasy {
             headerList = appended
         }
         if let headerList { try check(kh_curl_easy_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList), "CURLOPT_HTTPHEADER") }
+    }
+
+    /// The TLS material and connection options of ``CurlTransport/Options`` beyond the CA file.
+    private func configureTLS(_ options: CurlTransport.Options) throws {
+        if let data = options.caBundle { try setBlob(CURLOPT_CAINFO_BLOB, "CURLOPT_CAINFO_BLOB", data) }
+        if let path = options.clientCertificatePath { try set(CURLOPT_SSLCERT, "CURLOPT_SSLCERT", path) }
+        if let data = options.clientCertificate { try setBlob(CURLOPT_SSLCERT_BLOB, "CURLOPT_SSLCERT_BLOB", data) }
+        if let path = options.clientKeyPath { try set(CURLOPT_SSLKEY, "CURLOPT_SSLKEY", path) }
+        if let data = options.clientKey { try setBlob(CURLOPT_SSLKEY_BLOB, "CURLOPT_SSLKEY_BLOB", data) }
+        if options.insecure {
+            try set(CURLOPT_SSL_VERIFYPEER, "CURLOPT_SSL_VERIFYPEER", 0)
+            try set(CURLOPT_SSL_VERIFYHOST, "CURLOPT_SSL_VERIFYHOST", 0)
+        }
+        if options.pipeWait { try set(CURLOPT_PIPEWAIT, "CURLOPT_PIPEWAIT", 1) }
+        if let hosts = options.noProxy { try set(CURLOPT_NOPROXY, "CURLOPT_NOPROXY", hosts) }
+        for entry in options.connectTo {
+            guard let appended = curl_slist_append(connectToList, entry) else {
+                throw HTTPError(curlSetup: request, call: "curl_slist_append", code: nil, detail: "out of memory")
+            }
+            connectToList = appended
+        }
+        if let connectToList { try check(kh_curl_easy_setopt_slist(handle, CURLOPT_CONNECT_TO, connectToList), "CURLOPT_CONNECT_TO") }
+    }
+
+    /// A `struct curl_blob` option; libcurl copies the bytes (`CURL_BLOB_COPY`) before it returns.
+    private func setBlob(_ option: CURLoption, _ name: String, _ data: Data) throws {
+        var bytes = [UInt8](data)
+        let code = bytes.withUnsafeMutableBytes { buffer -> CURLcode in
+            var blob = curl_blob(data: buffer.baseAddress, len: buffer.count, flags: UInt32(CURL_BLOB_COPY))
+            return withUnsafeMutablePointer(to: &blob) { kh_curl_easy_setopt_pointer(handle, option, $0) }
+        }
+        // The copy of key material in this process's memory goes as soon as libcurl has its own.
+        for i in bytes.indices { bytes[i] = 0 }
+        try check(code, name)
     }
 
     /// Headers curl adds on its own, which an empty value removes.

@@ -61,6 +61,8 @@ public enum HTTPAuthentication: Sendable, Equatable, CustomStringConvertible {
     /// AWS Signature Version 4, computed by libcurl (`CURLOPT_AWS_SIGV4`) for `region`
     /// and `service` (`sts`, `eks`, `sqs`, …); a session token is sent as `X-Amz-Security-Token`.
     case awsSigV4(AWSCredentials, region: String, service: String)
+    /// `Authorization: Basic base64(USER:PASSWORD)` (kubeconfig's `username`/`password`).
+    case basic(username: String, password: SecretValue)
 
     /// A bearer token, registered with `redactor` under `name`.
     public static func bearer(_ token: String, name: String = "HTTP_BEARER_TOKEN", redactor: Redactor? = nil) -> HTTPAuthentication {
@@ -72,6 +74,7 @@ public enum HTTPAuthentication: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .bearer(let token): [token]
         case .awsSigV4(let credentials, _, _): [credentials.secretAccessKey] + (credentials.sessionToken.map { [$0] } ?? [])
+        case .basic(_, let password): [password]
         }
     }
 
@@ -79,6 +82,7 @@ public enum HTTPAuthentication: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .bearer(let token): "Bearer \(token)"
         case .awsSigV4(let credentials, let region, let service): "AWS SigV4 \(region)/\(service) (\(credentials))"
+        case .basic(let username, let password): "Basic \(username):\(password)"
         }
     }
 }

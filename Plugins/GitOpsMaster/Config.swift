@@ -22,6 +22,10 @@ public struct GitOpsConfig: Decodable, Sendable, Equatable {
     /// Gather D1 through one `kubectl proxy` on a private unix socket when kubectl runs on
     /// this machine (false: one kubectl process per group).
     public var apiProxy: Bool
+    /// Gather D1 with kh's own REST client straight to the API server, from the kubeconfig
+    /// kubectl would use, when kubectl runs on this machine and kh can use that kubeconfig
+    /// (false: never; then `api_proxy` decides).
+    public var apiDirect: Bool
     /// An ActivePromotion older than this is "likely stuck" (D4).
     public var stuckPromotionAfter: KhDuration
     /// Kargo's wait after an Argo CD sync before it trusts health (Gotcha 3).
@@ -41,7 +45,8 @@ public struct GitOpsConfig: Decodable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case configFile = "config_file", kubectl, kubeconfig, context, ssh
-        case gatherTimeout = "gather_timeout", apiProxy = "api_proxy", stuckPromotionAfter = "stuck_promotion_after", healthDelay = "health_delay"
+        case gatherTimeout = "gather_timeout", apiProxy = "api_proxy", apiDirect = "api_direct"
+        case stuckPromotionAfter = "stuck_promotion_after", healthDelay = "health_delay"
         case heavyStages = "heavy_stages", foundationStage = "foundation_stage"
         case verificationServiceAccount = "verification_service_account"
         case kargoAPI = "kargo_api", promote, verification
@@ -52,6 +57,7 @@ public struct GitOpsConfig: Decodable, Sendable, Equatable {
         kubectl = "kubectl"
         gatherTimeout = KhDuration(.seconds(20))
         apiProxy = true
+        apiDirect = true
         stuckPromotionAfter = KhDuration(.seconds(15 * 60))
         healthDelay = KhDuration(.seconds(10))
         heavyStages = ["monitoring"]
@@ -72,6 +78,7 @@ public struct GitOpsConfig: Decodable, Sendable, Equatable {
         ssh = try c.decodeIfPresent(SSHTarget.self, forKey: .ssh)
         gatherTimeout = try c.decodeIfPresent(KhDuration.self, forKey: .gatherTimeout) ?? gatherTimeout
         apiProxy = try c.decodeIfPresent(Bool.self, forKey: .apiProxy) ?? apiProxy
+        apiDirect = try c.decodeIfPresent(Bool.self, forKey: .apiDirect) ?? apiDirect
         stuckPromotionAfter = try c.decodeIfPresent(KhDuration.self, forKey: .stuckPromotionAfter) ?? stuckPromotionAfter
         healthDelay = try c.decodeIfPresent(KhDuration.self, forKey: .healthDelay) ?? healthDelay
         heavyStages = try c.decodeIfPresent([String].self, forKey: .heavyStages) ?? heavyStages

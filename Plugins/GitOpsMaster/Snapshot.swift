@@ -2,6 +2,7 @@ import Foundation
 import KhCore
 import KhKube
 import KhProcess
+import Synchronization
 
 /// One D1 group: its commands, whether it answered within its deadline, how long it took.
 public struct GroupOutcome: Codable, Sendable, Equatable {
@@ -30,12 +31,43 @@ public struct PipelineSnapshot: Sendable {
     /// Job name → its logs (verification jobs of failed AnalysisRuns).
     public var jobLogs: [String: String] = [:]
     public var groups: [GroupOutcome] = []
+    /// How D1 was read, and why the faster ways were not used.
+    public var readPath = ReadPath(used: .kubectl, notUsed: [])
     public var takenAt: Date
 
     public init(takenAt: Date) { self.takenAt = takenAt }
 
+    /// The evidence of the gathering: how D1 was read (`gather-path`), then one `gather`
+    /// record per group.
+    public var evidenceRecords: [EvidenceRecord] {
+        [EvidenceRecord(kind: "gather-path", name: readPath.used.rawValue, status: .pass, message: readPath.summary)]
+            + groups.map {
+                EvidenceRecord(
+                    kind: "gather", name: $0.name, status: $0.ok ? .pass : .fail, message: $0.error ?? $0.commands.joined(separator: "; "),
+                    durationSeconds: $0.seconds)
+            }
+    }
+
     /// Whether a group answered.
     public func answered(_ group: String) -> Bool { groups.first { $0.name == group }?.ok ?? false }
+}
+
+/// How D1 was read: kh's own client straight to the API server, through one `kubectl
+/// proxy`, or one kubectl call per group; and why each faster way was not used.
+public struct ReadPath: Codable, Sendable, Equatable {
+    public enum Way: String, Codable, Sendable {
+        case apiDirect = "api-direct"
+        case kubectlProxy = "kubectl-proxy"
+        case kubectl = "kubectl-per-group"
+    }
+    public var used: Way
+    /// `api-direct: why`, `kubectl-proxy: why`, fastest first.
+    public var notUsed: [String]
+
+    /// One line for evidence.
+    public var summary: String {
+        "D1 read by \(used.rawValue)" + (notUsed.isEmpty ? "" : "; not used: " + notUsed.joined(separator: "; "))
+    }
 }
 
 /// A deadline passed.
@@ -98,8 +130,8 @@ public enum Gatherer {
         ]
     }
 
-    /// The API reads of each group through the proxy (``APIProxy``): the same data as
-    /// ``commands(_:)``, one GET per kind, all at once.
+    /// The API reads of each group (straight to the API server, ``APIDirect``, or through the
+    /// proxy, ``APIProxy``): the same data as ``commands(_:)``, one GET per kind, all at once.
     public static func requests(_ env: GitOpsEnvironment) -> [String: [String]] {
         let ns = env.kargoNamespace
         let kargo = "/apis/kargo.akuity.io/v1alpha1/namespaces/\(ns)/"
@@ -131,40 +163,89 @@ public enum Gatherer {
         var events: [Event]?
         var log: String?
         var groups: [GroupOutcome]
+        /// Groups whose reads could not reach the API server at all (connect, DNS, TLS).
+        var unreachableGroups = 0
+    }
+
+    /// Counts the groups whose reads failed to reach the API server (``KubeError/Kind/unreachable``).
+    final class ConnectFailures: Sendable {
+        private let count = Mutex(0)
+
+        var value: Int { count.withLock { $0 } }
+
+        func watch<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) -> @Sendable () async throws -> T {
+            { [self] in
+                do {
+                    return try await body()
+                } catch let error as KubeError where error.kind == .unreachable {
+                    count.withLock { $0 += 1 }
+                    throw error
+                }
+            }
+        }
     }
 
     /// Gathers every group in parallel, then the logs of failed verification jobs.
-    /// Through one `kubectl proxy` when kubectl runs on this machine (``APIProxy``; if it
-    /// cannot start, through one kubectl process per group), each group under its own
-    /// deadline: a group that hangs or fails does not hide the others' answers.
+    /// When kubectl runs on this machine: with kh's own API client from kubectl's kubeconfig
+    /// (``APIDirect``), else through one `kubectl proxy` (``APIProxy``), else (or if the proxy
+    /// cannot start) with one kubectl process per group. Each group under its own deadline:
+    /// a group that hangs or fails does not hide the others' answers.
     public static func gather(_ cluster: Cluster, clock: KhClock = .live) async -> PipelineSnapshot {
         let deadline = cluster.config.gatherTimeout.duration
         let env = cluster.environment
-        var proxyOutcome: GroupOutcome?
+        var first: GroupOutcome?
         var gathered: Gathered?
-        if APIProxy.usable(cluster) {
+        var path = ReadPath(used: .kubectl, notUsed: [])
+        if let reason = APIDirect.unusable(cluster) {
+            path.notUsed.append("api-direct: \(reason)")
+        } else {
+            let start = clock.now()
+            do {
+                let connection = try APIDirect.connection(cluster)
+                let api = KubeAPI(connection: connection, timeout: deadline, redactor: cluster.kubectl.redactor)
+                let resolved = clock.now().timeIntervalSince(start)
+                let direct = await throughAPI(api, env: env, deadline: deadline, clock: clock)
+                if direct.unreachableGroups == direct.groups.count {
+                    // Not one read reached the server: something kh's client does not do as
+                    // kubectl does (a CA bundle OpenSSL rejects and Go skips, a proxy): kubectl next.
+                    let error = direct.groups.first?.error ?? "no answer"
+                    path.notUsed.append("api-direct: every D1 group failed to reach the server, e.g. \(error)")
+                } else {
+                    first = GroupOutcome(name: "0-api-direct", commands: [connection.summary], ok: true, error: nil, seconds: resolved)
+                    gathered = direct
+                    path.used = .apiDirect
+                }
+            } catch {
+                path.notUsed.append("api-direct: " + ((error as? any KhReportableError)?.message ?? "\(error)"))
+            }
+        }
+        if gathered == nil, let reason = APIProxy.unusable(cluster) {
+            path.notUsed.append("kubectl-proxy: \(reason)")
+        } else if gathered == nil {
             let start = clock.now()
             let shown = Shell.join([cluster.kubectl.executable, "proxy", "--unix-socket", "<private dir>/api.sock"])
             do {
                 let proxy = try await APIProxy.start(
                     cluster.kubectl, startDeadline: min(deadline, .seconds(5)), lifetime: deadline * 2 + .seconds(10), requestTimeout: deadline)
-                proxyOutcome = GroupOutcome(
-                    name: "0-api-proxy", commands: [shown], ok: true, error: nil, seconds: clock.now().timeIntervalSince(start))
-                gathered = await throughProxy(proxy, env: env, deadline: deadline, clock: clock)
+                first = GroupOutcome(name: "0-api-proxy", commands: [shown], ok: true, error: nil, seconds: clock.now().timeIntervalSince(start))
+                gathered = await throughAPI(proxy.api, env: env, deadline: deadline, clock: clock)
+                path.used = .kubectlProxy
                 await proxy.stop()
             } catch {
                 let message = (error as? any KhReportableError)?.message ?? "\(error)"
-                proxyOutcome = GroupOutcome(
+                first = GroupOutcome(
                     name: "0-api-proxy", commands: [shown], ok: false, error: message + " (gathering with one kubectl call per group)",
                     seconds: clock.now().timeIntervalSince(start))
+                path.notUsed.append("kubectl-proxy: \(message)")
             }
         }
         var g: Gathered
         if let gathered { g = gathered } else { g = await withKubectl(cluster, clock: clock) }
-        if let proxyOutcome { g.groups.insert(proxyOutcome, at: 0) }
+        if let first { g.groups.insert(first, at: 0) }
 
         var snapshot = PipelineSnapshot(takenAt: clock.now())
         snapshot.groups = g.groups
+        snapshot.readPath = path
         func byCreation<T: KubeResource>(_ items: [T]) -> [T] {
             items.sorted {
                 ($0.metadata.creationTimestamp ?? .distantPast, $0.metadata.name) < ($1.metadata.creationTimestamp ?? .distantPast, $1.metadata.name)
@@ -225,11 +306,12 @@ public enum Gatherer {
 
     /// Runs one group's work under its deadline and says how it went.
     static func timed<T: Sendable>(
-        _ name: String, _ shown: [String], _ deadline: Duration, _ clock: KhClock, _ body: @escaping @Sendable () async throws -> T
+        _ name: String, _ shown: [String], _ deadline: Duration, _ clock: KhClock, _ failures: ConnectFailures? = nil,
+        _ body: @escaping @Sendable () async throws -> T
     ) async -> (T?, GroupOutcome) {
         let start = clock.now()
         do {
-            let value = try await withDeadline(name, deadline, body)
+            let value = try await withDeadline(name, deadline, failures?.watch(body) ?? body)
             return (value, GroupOutcome(name: name, commands: shown, ok: true, error: nil, seconds: clock.now().timeIntervalSince(start)))
         } catch {
             let message = (error as? any KhReportableError)?.message ?? "\(error)"
@@ -265,21 +347,23 @@ public enum Gatherer {
         return Gathered(kargo: k, apps: a, pods: p, events: e, log: l, groups: [kOutcome, aOutcome, pOutcome, eOutcome, lOutcome])
     }
 
-    /// D1 through the proxy: every GET of every group at once, each group under its own deadline.
-    static func throughProxy(_ proxy: APIProxy, env: GitOpsEnvironment, deadline: Duration, clock: KhClock) async -> Gathered {
+    /// D1 over the API (direct or through the proxy): every GET of every group at once, each
+    /// group under its own deadline.
+    static func throughAPI(_ api: KubeAPI, env: GitOpsEnvironment, deadline: Duration, clock: KhClock) async -> Gathered {
         let r = requests(env)
-        func shown(_ name: String) -> [String] { (r[name] ?? []).map { "GET \($0) (through kubectl proxy)" } }
+        let failures = ConnectFailures()
+        func shown(_ name: String) -> [String] { (r[name] ?? []).map { "GET \($0)" + api.via } }
         let ns = env.kargoNamespace
         let kargoPath = "/apis/kargo.akuity.io/v1alpha1/namespaces/\(ns)/"
         let rolloutsPath = "/apis/argoproj.io/v1alpha1/namespaces/\(ns)/"
-        async let kargo = timed("1-kargo-state", shown("1-kargo-state"), deadline, clock) {
-            async let stages = proxy.items(kargoPath + "stages", as: Stage.self)
-            async let promotions = proxy.items(kargoPath + "promotions", as: Promotion.self)
-            async let freight = proxy.items(kargoPath + "freights", as: Freight.self)
-            async let warehouses = proxy.items(kargoPath + "warehouses", as: Warehouse.self)
-            async let runs = proxy.items(rolloutsPath + "analysisruns", as: AnalysisRun.self)
-            async let templates = proxy.items(rolloutsPath + "analysistemplates", as: AnalysisTemplate.self)
-            async let jobs = proxy.items("/apis/batch/v1/namespaces/\(ns)/jobs", as: Job.self)
+        async let kargo = timed("1-kargo-state", shown("1-kargo-state"), deadline, clock, failures) {
+            async let stages = api.items(kargoPath + "stages", as: Stage.self)
+            async let promotions = api.items(kargoPath + "promotions", as: Promotion.self)
+            async let freight = api.items(kargoPath + "freights", as: Freight.self)
+            async let warehouses = api.items(kargoPath + "warehouses", as: Warehouse.self)
+            async let runs = api.items(rolloutsPath + "analysisruns", as: AnalysisRun.self)
+            async let templates = api.items(rolloutsPath + "analysistemplates", as: AnalysisTemplate.self)
+            async let jobs = api.items("/apis/batch/v1/namespaces/\(ns)/jobs", as: Job.self)
             var items: [KargoItem] = try await stages.map(KargoItem.stage)
             items += try await promotions.map(KargoItem.promotion)
             items += try await freight.map(KargoItem.freight)
@@ -289,29 +373,33 @@ public enum Gatherer {
             items += try await jobs.map(KargoItem.job)
             return items
         }
-        async let argo = timed("2-argocd-state", shown("2-argocd-state"), deadline, clock) {
-            try await proxy.items("/apis/argoproj.io/v1alpha1/namespaces/\(env.argocdNamespace)/applications", as: ArgoApplication.self)
+        async let argo = timed("2-argocd-state", shown("2-argocd-state"), deadline, clock, failures) {
+            try await api.items("/apis/argoproj.io/v1alpha1/namespaces/\(env.argocdNamespace)/applications", as: ArgoApplication.self)
         }
-        async let pods = timed("3-controller-health", shown("3-controller-health"), deadline, clock) {
-            async let kargoPods = proxy.items(
-                "/api/v1/namespaces/\(env.kargoControllerNamespace)/pods", query: [("labelSelector", "app.kubernetes.io/name=kargo")], as: Pod.self)
-            async let repoServers = proxy.items(
-                "/api/v1/namespaces/\(env.argocdControllerNamespace)/pods", query: [("labelSelector", "app.kubernetes.io/name=argocd-repo-server")],
+        async let pods = timed("3-controller-health", shown("3-controller-health"), deadline, clock, failures) {
+            async let kargoPods = api.items(
+                "/api/v1/namespaces/\(env.kargoControllerNamespace)/pods", query: [("labelSelector", "app.kubernetes.io/name=kargo")],
+                as: Pod.self)
+            async let repoServers = api.items(
+                "/api/v1/namespaces/\(env.argocdControllerNamespace)/pods",
+                query: [("labelSelector", "app.kubernetes.io/name=argocd-repo-server")],
                 as: Pod.self)
             return try await kargoPods + repoServers
         }
-        async let events = timed("4-recent-events", shown("4-recent-events"), deadline, clock) {
-            try await proxy.items("/api/v1/namespaces/\(ns)/events", query: [("fieldSelector", "type!=Normal")], as: Event.self)
+        async let events = timed("4-recent-events", shown("4-recent-events"), deadline, clock, failures) {
+            try await api.items("/api/v1/namespaces/\(ns)/events", query: [("fieldSelector", "type!=Normal")], as: Event.self)
         }
-        async let logs = timed("5-controller-logs", shown("5-controller-logs"), deadline, clock) {
-            try await proxy.deploymentLogs(namespace: env.kargoControllerNamespace, deployment: "kargo-controller", tail: 200)
+        async let logs = timed("5-controller-logs", shown("5-controller-logs"), deadline, clock, failures) {
+            try await api.deploymentLogs(namespace: env.kargoControllerNamespace, deployment: "kargo-controller", tail: 200)
         }
         let (k, kOutcome) = await kargo
         let (a, aOutcome) = await argo
         let (p, pOutcome) = await pods
         let (e, eOutcome) = await events
         let (l, lOutcome) = await logs
-        return Gathered(kargo: k, apps: a, pods: p, events: e, log: l, groups: [kOutcome, aOutcome, pOutcome, eOutcome, lOutcome])
+        return Gathered(
+            kargo: k, apps: a, pods: p, events: e, log: l, groups: [kOutcome, aOutcome, pOutcome, eOutcome, lOutcome],
+            unreachableGroups: failures.value)
     }
 }
 

@@ -1,6 +1,7 @@
 import Foundation
 import KhCore
 import KhKube
+import KhProcess
 import KhTestSupport
 import Testing
 
@@ -283,14 +284,128 @@ struct DiagnoseTests {
         #expect(try await p.diagnose("foundation", now: now).gotchas.contains { $0.gotcha == 8 })
     }
 
-    @Test("D1 goes through one kubectl proxy: every group answers with the same data")
-    func throughProxy() async throws {
+    @Test("D1 goes straight to the API server (kh's own client from the kubeconfig): every group answers")
+    func direct() async throws {
         let p = try await Pipeline()
         try await p.upsert([p.stage("test", apps: ["web"], conditions: P.verified), p.app("web")])
         try await p.controller(log: "level=info msg=\"reconciling\"\n")
         let snapshot = await Gatherer.gather(p.cluster())
         let names = snapshot.groups.map { $0.name }
+        #expect(names == ["0-api-direct", "1-kargo-state", "2-argocd-state", "3-controller-health", "4-recent-events", "5-controller-logs"])
+        #expect(snapshot.readPath == ReadPath(used: .apiDirect, notUsed: []))
+        #expect(snapshot.groups[0].commands.first?.contains("context kh-testbed, user kh-testbed, token") == true, "\(snapshot.groups[0])")
+        #expect(snapshot.groups[1].commands.allSatisfy { $0.hasPrefix("GET /api") && !$0.contains("proxy") }, "\(snapshot.groups[1])")
+        let failed = snapshot.groups.filter { !$0.ok }
+        #expect(failed.isEmpty, "groups failed: \(failed)")
+        #expect(snapshot.stages.map { $0.metadata.name } == ["test"] && snapshot.apps.map { $0.metadata.name } == ["web"])
+        #expect(snapshot.kargoPods.count == 1 && snapshot.controllerLog?.contains("reconciling") == true)
+    }
+
+    @Test("the three ways of reading D1 give the same D7 block and JSON")
+    func samePerPath() async throws {
+        let p = try await Pipeline()
+        let now = Date()
+        try await p.upsert([
+            p.stage("test", apps: ["web"], conditions: [P.condition("Ready", "False", "ReconcileError", "error reconciling")]),
+            p.app("web", sync: "OutOfSync", health: "Degraded"),
+        ])
+        try await p.controller(log: "level=error msg=\"error reconciling Stage\" stage=test\n")
+        var outputs: [ReadPath.Way: String] = [:]
+        let configs: [(ReadPath.Way, (inout GitOpsConfig) -> Void)] = [
+            (.apiDirect, { _ in }), (.kubectlProxy, { $0.apiDirect = false }),
+            (
+                .kubectl,
+                {
+                    $0.apiDirect = false
+                    $0.apiProxy = false
+                }
+            ),
+        ]
+        for (way, configure) in configs {
+            let cluster = p.cluster(configure)
+            let snapshot = await Gatherer.gather(cluster)
+            #expect(snapshot.readPath.used == way, "\(snapshot.readPath)")
+            let diagnoses = try Diagnoser(cluster: cluster, snapshot: snapshot, now: now).diagnoseAll()
+            outputs[way] =
+                diagnoses.map(Report.diagnosis).joined(separator: "\n") + String(decoding: try KhJSON.encoder().encode(diagnoses), as: UTF8.self)
+        }
+        #expect(outputs[.apiDirect]?.contains("DIAGNOSIS") == true)
+        #expect(outputs[.apiDirect] == outputs[.kubectlProxy] && outputs[.kubectlProxy] == outputs[.kubectl], "\(outputs)")
+    }
+
+    @Test("a kubeconfig user kh cannot use itself (exec plugin): D1 goes through kubectl proxy and the evidence says why")
+    func execUserFallsBackToProxy() async throws {
+        let p = try await Pipeline()
+        try await p.upsert([p.stage("test", conditions: P.verified)])
+        let dir = TemporaryDirectory()
+        let token = try String(contentsOfFile: try p.testbed.require("KH_TESTBED_KUBE_TOKEN_FILE"), encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        // A real exec credential plugin, as kubectl runs it.
+        let plugin = try dir.write(
+            "credential",
+            "#!/bin/sh\nprintf '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"%s\"}}' \"$(cat \(Shell.quote(try p.testbed.require("KH_TESTBED_KUBE_TOKEN_FILE"))))\"\n",
+            executable: true)
+        let kubeconfig = try dir.write(
+            "kubeconfig",
+            """
+            apiVersion: v1
+            kind: Config
+            clusters: [{name: c, cluster: {server: "\(p.server)", certificate-authority: "\(try p.testbed.require("KH_TESTBED_KUBE_CA"))"}}]
+            users: [{name: plugin-user, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: "\(plugin)", interactiveMode: Never}}}]
+            contexts: [{name: exec, context: {cluster: c, user: plugin-user}}]
+            current-context: exec
+
+            """)
+        #expect(!token.isEmpty)
+        var cluster = p.cluster()
+        cluster.kubectl.kubeconfig = kubeconfig
+        let snapshot = await Gatherer.gather(cluster)
+        #expect(snapshot.readPath.used == .kubectlProxy, "\(snapshot.readPath)")
+        #expect(snapshot.readPath.notUsed.count == 1)
+        #expect(snapshot.readPath.notUsed.first?.contains("user \"plugin-user\": `exec` credentials") == true, "\(snapshot.readPath)")
+        #expect(snapshot.groups.first?.name == "0-api-proxy" && snapshot.answered("1-kargo-state"), "\(snapshot.groups)")
+        #expect(snapshot.stages.map { $0.metadata.name } == ["test"])
+    }
+
+    @Test("when no direct read reaches the server (a CA bundle OpenSSL rejects, Go skips), D1 goes through kubectl proxy")
+    func directUnreachableFallsBack() async throws {
+        let p = try await Pipeline()
+        try await p.upsert([p.stage("test", conditions: P.verified)])
+        let dir = TemporaryDirectory()
+        // A malformed PEM block before the real CA: kubectl skips it, libcurl refuses the file.
+        let bundle = try dir.write(
+            "ca.pem",
+            "-----BEGIN CERTIFICATE-----\nMIIBbroken\n-----END CERTIFICATE-----\n"
+                + (try String(contentsOfFile: try p.testbed.require("KH_TESTBED_KUBE_CA"), encoding: .utf8)))
+        let kubeconfig = try dir.write(
+            "kubeconfig",
+            """
+            apiVersion: v1
+            kind: Config
+            clusters: [{name: c, cluster: {server: "\(p.server)", certificate-authority: "\(bundle)"}}]
+            users: [{name: u, user: {tokenFile: "\(try p.testbed.require("KH_TESTBED_KUBE_TOKEN_FILE"))"}}]
+            contexts: [{name: c, context: {cluster: c, user: u}}]
+            current-context: c
+
+            """)
+        var cluster = p.cluster()
+        cluster.kubectl.kubeconfig = kubeconfig
+        let snapshot = await Gatherer.gather(cluster)
+        #expect(snapshot.readPath.used == .kubectlProxy, "\(snapshot.readPath)")
+        let reason = try #require(snapshot.readPath.notUsed.first)
+        #expect(reason.hasPrefix("api-direct: every D1 group failed to reach the server") && reason.contains("TLS"), "\(reason)")
+        #expect(snapshot.groups.first?.name == "0-api-proxy" && snapshot.stages.map { $0.metadata.name } == ["test"], "\(snapshot.groups)")
+    }
+
+    @Test("D1 goes through one kubectl proxy (api_direct: false): every group answers with the same data")
+    func throughProxy() async throws {
+        let p = try await Pipeline()
+        try await p.upsert([p.stage("test", apps: ["web"], conditions: P.verified), p.app("web")])
+        try await p.controller(log: "level=info msg=\"reconciling\"\n")
+        let snapshot = await Gatherer.gather(p.cluster { $0.apiDirect = false })
+        let names = snapshot.groups.map { $0.name }
         #expect(names == ["0-api-proxy", "1-kargo-state", "2-argocd-state", "3-controller-health", "4-recent-events", "5-controller-logs"])
+        #expect(snapshot.readPath == ReadPath(used: .kubectlProxy, notUsed: ["api-direct: api_direct: false"]))
         let failed = snapshot.groups.filter { !$0.ok }
         #expect(failed.isEmpty, "groups failed: \(failed)")
         let stages = snapshot.stages.map { $0.metadata.name }
@@ -308,11 +423,12 @@ struct DiagnoseTests {
             "kubectl",
             "#!/bin/sh\nfor a in \"$@\"; do [ \"$a\" = proxy ] && { echo 'error: proxy refused' >&2; exit 1; }; done\nexec kubectl \"$@\"\n",
             executable: true)
-        var cluster = p.cluster()
+        var cluster = p.cluster { $0.apiDirect = false }
         cluster.kubectl.executable = broken
         let snapshot = await Gatherer.gather(cluster)
         let proxy = try #require(snapshot.groups.first)
         #expect(proxy.name == "0-api-proxy" && !proxy.ok && proxy.error?.contains("proxy refused") == true, "\(proxy)")
+        #expect(snapshot.readPath.used == .kubectl && snapshot.readPath.notUsed.last?.contains("proxy refused") == true, "\(snapshot.readPath)")
         let stages = snapshot.stages.map { $0.metadata.name }
         #expect(snapshot.answered("1-kargo-state") && stages == ["test"])
         #expect(snapshot.groups.first { $0.name == "1-kargo-state" }?.commands.first?.hasPrefix("kubectl get") == true)
@@ -355,7 +471,10 @@ struct DiagnoseTests {
             server.serve_forever()
 
             """, executable: true)
-        var cluster = p.cluster { $0.gatherTimeout = KhDuration(.seconds(3)) }
+        var cluster = p.cluster {
+            $0.gatherTimeout = KhDuration(.seconds(3))
+            $0.apiDirect = false
+        }
         cluster.kubectl.executable = proxy
         let start = Date()
         let snapshot = await Gatherer.gather(cluster)
@@ -378,6 +497,7 @@ struct DiagnoseTests {
         var cluster = p.cluster {
             $0.gatherTimeout = KhDuration(.seconds(3))
             $0.apiProxy = false
+            $0.apiDirect = false
         }
         cluster.kubectl.executable = slow
         let start = Date()

@@ -2,8 +2,9 @@
 // running Kargo controller with a log, an Argo CD repo-server and warning events) in the
 // testbed's kube emulator: kh's wall time (D1 groups in parallel, then the decision tree)
 // against the runbook's kubectl calls for the same data run one after another, and against the
-// slowest of those single calls. kh reads D1 through one `kubectl proxy` on a private unix
-// socket (APIProxy.swift); a report row shows kh with one kubectl process per group instead.
+// slowest of those single calls. kh reads D1 with its own API client from the kubeconfig
+// (KubeAPI, APIDirect.swift); report rows show kh through one `kubectl proxy` (APIProxy.swift)
+// and with one kubectl process per group instead.
 import Foundation
 import GitOpsMaster
 import KhCore
@@ -118,6 +119,8 @@ enum GitOpsBench {
         var config = GitOpsConfig()
         config.gatherTimeout = KhDuration(.seconds(30))
         let cluster = Cluster(kubectl: kubectl, environment: environment, config: config)
+        config.apiDirect = false
+        let proxied = Cluster(kubectl: kubectl, environment: environment, config: config)
         config.apiProxy = false
         let perGroup = Cluster(kubectl: kubectl, environment: environment, config: config)
         // The baseline: the runbook's calls (D1 and the decision tree's inputs), one after another.
@@ -125,13 +128,15 @@ enum GitOpsBench {
         let base = [kubectlPath, "--kubeconfig", env["KUBECONFIG"]!]
         var khTimes: [Double] = []
         var perGroupTimes: [Double] = []
+        var proxiedTimes: [Double] = []
         var sequential: [Double] = []
         var perCall = Array(repeating: [Double](), count: Gatherer.runbookCommands(environment).count)
         var problems: Set<String> = []
         /// Gathers and diagnoses; notes what kh failed to read (the timing must be of a complete run).
-        func diagnose(_ cluster: Cluster) async -> Double {
+        func diagnose(_ cluster: Cluster, _ way: ReadPath.Way) async -> Double {
             await time {
                 let snapshot = await Gatherer.gather(cluster)
+                if snapshot.readPath.used != way { problems.insert("kh read D1 by \(snapshot.readPath.summary), expected \(way.rawValue)") }
                 let diagnoses = (try? Diagnoser(cluster: cluster, snapshot: snapshot, now: Date()).diagnoseAll()) ?? []
                 for group in snapshot.groups where !group.ok { problems.insert("kh \(group.name): \(group.error ?? "failed")") }
                 if snapshot.stages.count != 5 || snapshot.apps.count != 30 || diagnoses.count != 5 || snapshot.events.count != 5
@@ -163,18 +168,28 @@ enum GitOpsBench {
             let b = measure(command)
             // 1: diagnosed, the stages are not fine (ReconcileError).
             if b.status != 1 << 8 { problems.insert("kh gitops diagnose: wait status \(b.status) (kh: \(khBinary))") }
-            let t = await diagnose(cluster)
-            let g = await diagnose(perGroup)
+            let t = await diagnose(cluster, .apiDirect)
+            let p = await diagnose(proxied, .kubectlProxy)
+            let g = await diagnose(perGroup, .kubectl)
             var each: [Double] = []
             for args in calls {
                 let sample = measure(base + args)
                 if sample.status != 0 { problems.insert("kubectl \(args.joined(separator: " ")): status \(sample.status)") }
                 each.append(sample.seconds)
             }
-            if round == 0 { continue }  // warm-up
+            if round == 0 {
+                // The binary read D1 straight from the API (its evidence says so).
+                let runs = (try? FileManager.default.contentsOfDirectory(atPath: work + "/runs")) ?? []
+                let records = runs.compactMap { try? String(contentsOfFile: work + "/runs/\($0)/records.jsonl", encoding: .utf8) }
+                if !records.contains(where: { $0.contains("\"gather-path\"") && $0.contains("\"api-direct\"") }) {
+                    problems.insert("kh gitops diagnose did not record D1 read by api-direct: \(records.first?.prefix(300) ?? "no records")")
+                }
+                continue  // warm-up
+            }
             binaryTimes.append(b.seconds)
             khTimes.append(t)
             perGroupTimes.append(g)
+            proxiedTimes.append(p)
             sequential.append(each.reduce(0, +))
             for (i, seconds) in each.enumerated() { perCall[i].append(seconds) }
         }
@@ -186,6 +201,7 @@ enum GitOpsBench {
         // median of each round's maximum, which noise on any of the 12 calls would inflate).
         let slow = perCall.map(median).max() ?? .nan
         let grouped = median(perGroupTimes)
+        let throughProxy = median(proxiedTimes)
         return [
             Row(
                 name: name, kh: ms(kh), baseline: ms(seq) + " (\(calls.count) calls)", ratio: String(format: "%.1fx", seq / kh), goal: ">= 3x",
@@ -197,7 +213,10 @@ enum GitOpsBench {
                 name: "gitops: diagnose in-process (gather + decision tree, no kh start-up or evidence)", kh: ms(library), baseline: ms(slow),
                 ratio: String(format: "%.2fx", library / slow), goal: "report", met: nil),
             Row(
-                name: "gitops: diagnose in-process, one kubectl per group (api_proxy: false)", kh: ms(grouped), baseline: ms(slow),
+                name: "gitops: diagnose in-process, through kubectl proxy (api_direct: false)", kh: ms(throughProxy), baseline: ms(slow),
+                ratio: String(format: "%.2fx", throughProxy / slow), goal: "report", met: nil),
+            Row(
+                name: "gitops: diagnose in-process, one kubectl per group (api_direct, api_proxy: false)", kh: ms(grouped), baseline: ms(slow),
                 ratio: String(format: "%.2fx", grouped / slow), goal: "report", met: nil),
         ]
     }

@@ -24,17 +24,12 @@ extension Gitops {
             let cluster = try await runtime.cluster()
             let code = try await context.withEvidence { run in
                 let (diagnoses, snapshot) = try await Diagnose.diagnose(cluster: cluster, stage: stage, clock: context.clock)
-                for group in snapshot.groups {
-                    _ = try run.record(
-                        EvidenceRecord(
-                            kind: "gather", name: group.name, status: group.ok ? .pass : .fail,
-                            message: group.error ?? group.commands.joined(separator: "; "), durationSeconds: group.seconds))
+                // All at once: one write of records.jsonl instead of one per record.
+                let records = try diagnoses.map {
+                    EvidenceRecord(
+                        kind: "diagnosis", name: $0.stage, status: $0.fine ? .pass : .fail, message: $0.rootCause, data: try JSONValue(encoding: $0))
                 }
-                for d in diagnoses {
-                    _ = try run.record(
-                        EvidenceRecord(
-                            kind: "diagnosis", name: d.stage, status: d.fine ? .pass : .fail, message: d.rootCause, data: try JSONValue(encoding: d)))
-                }
+                try run.record(contentsOf: snapshot.evidenceRecords + records)
                 if context.console.format == .json {
                     try context.console.json(diagnoses)
                 } else {

@@ -18,13 +18,7 @@ extension Gitops {
             let cluster = try await runtime.cluster()
             let code = try await context.withEvidence { run in
                 let snapshot = await Gatherer.gather(cluster, clock: context.clock)
-                for group in snapshot.groups {
-                    _ = try run.record(
-                        EvidenceRecord(
-                            kind: "gather", name: group.name, status: group.ok ? .pass : .fail,
-                            message: group.error ?? group.commands.joined(separator: "; "),
-                            durationSeconds: group.seconds))
-                }
+                try run.record(contentsOf: snapshot.evidenceRecords)
                 guard snapshot.answered("1-kargo-state") else {
                     let error = snapshot.groups.first { $0.name == "1-kargo-state" }?.error ?? "no answer"
                     throw KhError.external("cannot read the Kargo stages: \(error)")

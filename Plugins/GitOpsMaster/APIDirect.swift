@@ -21,7 +21,14 @@ enum APIDirect {
 
     /// Why the direct client is not tried, or nil when it is.
     static func unusable(_ cluster: Cluster) -> String? {
-        cluster.config.apiDirect ? remote(cluster) : "api_direct: false"
+        guard cluster.config.apiDirect else { return "api_direct: false" }
+        // A wrapper in kubectl's place may change credentials, context or server on the way:
+        // only kubectl itself is known to read the kubeconfig the way KubeConfigLoader does.
+        let executable = cluster.kubectl.executable
+        if (executable as NSString).lastPathComponent != "kubectl" {
+            return "kubectl is \(executable) (gitops.kubectl), a wrapper whose use of the kubeconfig kh cannot know"
+        }
+        return remote(cluster)
     }
 
     /// The kubeconfig kubectl would use, resolved for the direct client (throws

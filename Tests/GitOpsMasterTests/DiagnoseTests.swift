@@ -397,6 +397,17 @@ struct DiagnoseTests {
         #expect(snapshot.groups.first?.name == "0-api-proxy" && snapshot.stages.map { $0.metadata.name } == ["test"], "\(snapshot.groups)")
     }
 
+    @Test("a wrapper configured as kubectl keeps D1 off the direct path; kubectl by any path does not")
+    func wrapperNotDirect() async throws {
+        let p = try await Pipeline()
+        func reason(_ executable: String) -> String? {
+            APIDirect.unusable(Cluster(kubectl: Kubectl(executable: executable), environment: p.env, config: GitOpsConfig()))
+        }
+        #expect(reason("/usr/local/bin/kubectl-oidc-login")?.contains("a wrapper") == true)
+        #expect(reason("kubectl") == nil)
+        #expect(reason("/opt/k8s/1.31/bin/kubectl") == nil)
+    }
+
     @Test("D1 goes through one kubectl proxy (api_direct: false): every group answers with the same data")
     func throughProxy() async throws {
         let p = try await Pipeline()

@@ -1,24 +1,36 @@
 import Foundation
 import KhCore
 
-/// Streams a child's output to a log file: one line per output line, prefixed with the
-/// UTC time of day and the stream (`23:14:05.123 out| `, `err| `), secrets redacted; kh's
-/// own notes (`kh |`: start, deadline, kills, exit) carry the full UTC date and time, and
-/// a note marks each new UTC day, so every line's date is the last full date above it.
-/// (The short prefix is 18 bytes instead of 30: writing the log is what costs most when a
-/// child prints a lot, see docs/benchmarks.md.) Lines are copied once into a raw 256 KiB
-/// buffer that is written in large blocks, and flushed at least every 200 ms while the
-/// child is quiet so `tail -f` stays live.
+/// Streams a child's output to a log file, one line per output line, secrets redacted:
+///
+///     2026-11-21T19:59:27.411Z kh | started: kubectl version --client -o json (pid 19184, …)
+///     19:59:27.498 out| {"clientVersion": …}
+///     err| a warning printed in the same millisecond
+///
+/// Each output line is tagged with its stream (`out|`, `err|`) and, when the UTC time of
+/// day (to the millisecond) differs from the last one written, starts with it: a line
+/// without a time has the time of the last one above it. kh's own notes (`kh |`: start,
+/// deadline, kills, exit, and one at each new UTC day) carry the full date and time, so a
+/// line's date is that of the last note above it. A child printing a line every few
+/// milliseconds gets a time on every line; one printing thousands a millisecond gets one
+/// time per millisecond, so the log stays about the size of the output (writing the log is
+/// most of kh's cost for such a child, see docs/benchmarks.md). Lines are copied once into
+/// a raw 256 KiB buffer that is written in large blocks, and flushed at least every
+/// 200 ms while the child is quiet so `tail -f` stays live.
 package final class LogWriter: @unchecked Sendable {
     private let fd: Int32
     private static let capacity = 256 << 10
     private let buffer = UnsafeMutableRawPointer.allocate(byteCount: LogWriter.capacity, alignment: 16)
     private var used = 0
-    /// `23:14:05.123 out| ` and the `err| ` variant, made once per chunk into fixed
-    /// buffers, so the per-line copy touches no array (no retain, no bounds check).
-    private static let prefixLength = 18
-    private let outPrefix = UnsafeMutableRawPointer.allocate(byteCount: LogWriter.prefixLength, alignment: 8)
-    private let errPrefix = UnsafeMutableRawPointer.allocate(byteCount: LogWriter.prefixLength, alignment: 8)
+    /// `23:14:05.123 ` (13 bytes) of the current chunk.
+    private static let timeLength = 13
+    private let timePrefix = UnsafeMutableRawPointer.allocate(byteCount: LogWriter.timeLength, alignment: 8)
+    /// `out| ` and `err| `.
+    private static let tagLength = 5
+    /// The time of day of the current chunk in milliseconds, and of the last time written
+    /// (-1: the next line gets one).
+    private var chunkMillisecond = -1
+    private var writtenMillisecond = -1
     /// `2026-11-21T` of the current chunk.
     private var date: [UInt8] = []
     /// `23:14:05.123` of the current chunk.
@@ -37,8 +49,7 @@ package final class LogWriter: @unchecked Sendable {
         fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             buffer.deallocate()
-            outPrefix.deallocate()
-            errPrefix.deallocate()
+            timePrefix.deallocate()
             throw FileSystemError(path: path, operation: "open log", reason: String(cString: strerror(errno)))
         }
         self.redactor = redactor
@@ -46,25 +57,22 @@ package final class LogWriter: @unchecked Sendable {
 
     deinit {
         buffer.deallocate()
-        outPrefix.deallocate()
-        errPrefix.deallocate()
+        timePrefix.deallocate()
     }
 
     package var hasPending: Bool { used > 0 }
 
-    /// Takes the time once for a chunk of output: every line in it gets this stamp. The
+    /// Takes the time once for a chunk of output: every line in it gets this time. The
     /// first chunk of a new UTC day is preceded by a `kh |` note with the full date.
     package func beginChunk() {
         stampNow()
         if writtenDay != -1 && stampDay != writtenDay { note("new UTC day") }
-        for (target, tag) in [(outPrefix, " out| "), (errPrefix, " err| ")] {
-            let bytes = time + Array(tag.utf8)
-            precondition(bytes.count == Self.prefixLength)
-            bytes.withUnsafeBytes { target.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
-        }
+        let bytes = time + [UInt8(ascii: " ")]
+        bytes.withUnsafeBytes { timePrefix.copyMemory(from: $0.baseAddress!, byteCount: Self.timeLength) }
     }
 
-    /// Reads the clock into `date` and `time` (formatting only when the second changed).
+    /// Reads the clock into `date`, `time` and `chunkMillisecond` (formatting the date and
+    /// second only when the second changed).
     private func stampNow() {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
@@ -80,17 +88,25 @@ package final class LogWriter: @unchecked Sendable {
             secondText = Array(String(format: "%02d:%02d:%02d.", Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec)).utf8)
         }
         let ms = Int(ts.tv_nsec / 1_000_000)
+        chunkMillisecond = (second % 86_400) * 1000 + ms
         time = secondText
         time.append(UInt8(48 + ms / 100))
         time.append(UInt8(48 + (ms / 10) % 10))
         time.append(UInt8(48 + ms % 10))
     }
 
-    /// `2026-11-21T23:14:05.123Z kh | TEXT` into the buffer.
+    /// `2026-11-21T23:14:05.123Z kh | TEXT` into the buffer; the next output line gets a time.
     private func note(_ text: String) {
         let line = date + time + Array("Z kh | ".utf8) + Array((redactor?.redact(text) ?? text).utf8) + [0x0A]
         line.withUnsafeBytes { put($0) }
         writtenDay = stampDay
+        writtenMillisecond = -1
+    }
+
+    /// The `out|` or `err|` of a stream's tag as one 4-byte word (the space follows).
+    @inline(__always)
+    private static func tag(_ stream: OutputStream) -> UInt32 {
+        UInt32(littleEndian: stream == .stdout ? 0x7C74_756F : 0x7C72_7265)  // "out|", "err|"
     }
 
     @inline(__always)
@@ -107,9 +123,25 @@ package final class LogWriter: @unchecked Sendable {
         used += bytes.count
     }
 
+    /// The time (when it changed since the last one written) and the stream tag of a
+    /// line, into the buffer at `out`; returns how many bytes.
+    @inline(__always)
+    private func prefix(at out: UnsafeMutableRawPointer, stream: OutputStream) -> Int {
+        var length = 0
+        if chunkMillisecond != writtenMillisecond {
+            out.copyMemory(from: timePrefix, byteCount: Self.timeLength)
+            writtenMillisecond = chunkMillisecond
+            length = Self.timeLength
+        }
+        out.storeBytes(of: Self.tag(stream), toByteOffset: length, as: UInt32.self)
+        out.storeBytes(of: UInt8(ascii: " "), toByteOffset: length + 4, as: UInt8.self)
+        return length + Self.tagLength
+    }
+
     @inline(__always)
     package func line(_ bytes: UnsafeRawBufferPointer, stream: OutputStream, redaction: RedactionSnapshot?) {
-        put(UnsafeRawBufferPointer(start: stream == .stdout ? outPrefix : errPrefix, count: Self.prefixLength))
+        if used + Self.timeLength + Self.tagLength > Self.capacity { flush() }
+        used += prefix(at: buffer + used, stream: stream)
         if let redaction, !redaction.isEmpty {
             scratch.removeAll(keepingCapacity: true)
             redaction.append(bytes, to: &scratch)
@@ -122,31 +154,31 @@ package final class LogWriter: @unchecked Sendable {
         used += 1
     }
 
-    /// Every complete line of `chunk` (up to its last newline) with this chunk's prefix,
-    /// when nothing needs redacting: one scan and two copies a line, straight into the
-    /// buffer. Stops before a line longer than `maxLine` (the caller splits it). Returns
-    /// how many bytes of `chunk` it took (0 when it holds no newline).
+    /// Every complete line of `chunk` (up to its last newline), when nothing needs
+    /// redacting: one scan and one copy a line, straight into the buffer. Stops before a
+    /// line longer than `maxLine` (the caller splits it). Returns how many bytes of `chunk`
+    /// it took (0 when it holds no newline).
     package func completeLines(_ chunk: UnsafeRawBufferPointer, stream: OutputStream, maxLine: Int) -> Int {
         guard let base = chunk.baseAddress else { return 0 }
-        let prefix = UnsafeRawPointer(stream == .stdout ? outPrefix : errPrefix)
-        // The 18-byte prefix as two 8-byte words and one 2-byte word (no memmove call a line).
-        let p0 = prefix.loadUnaligned(as: UInt64.self)
-        let p1 = prefix.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
-        let p2 = prefix.loadUnaligned(fromByteOffset: 16, as: UInt16.self)
+        let tag = Self.tag(stream)
         var start = 0
         while start < chunk.count, let hit = memchr(base + start, 0x0A, chunk.count - start) {
             let end = base.distance(to: UnsafeRawPointer(hit))
             let length = end - start
             if length > maxLine { break }
-            let needed = Self.prefixLength + length + 1
+            let needed = Self.timeLength + Self.tagLength + length + 1
             if used + needed > Self.capacity { flush() }
-            let out = buffer + used
-            out.storeBytes(of: p0, as: UInt64.self)
-            out.storeBytes(of: p1, toByteOffset: 8, as: UInt64.self)
-            out.storeBytes(of: p2, toByteOffset: 16, as: UInt16.self)
-            (out + Self.prefixLength).copyMemory(from: base + start, byteCount: length)
-            out.storeBytes(of: 0x0A, toByteOffset: Self.prefixLength + length, as: UInt8.self)
-            used += needed
+            var out = buffer + used
+            if chunkMillisecond != writtenMillisecond {
+                out = out + prefix(at: out, stream: stream)
+            } else {
+                out.storeBytes(of: tag, as: UInt32.self)
+                out.storeBytes(of: UInt8(ascii: " "), toByteOffset: 4, as: UInt8.self)
+                out += Self.tagLength
+            }
+            out.copyMemory(from: base + start, byteCount: length)
+            out.storeBytes(of: 0x0A, toByteOffset: length, as: UInt8.self)
+            used = buffer.distance(to: out) + length + 1
             start = end + 1
         }
         return start

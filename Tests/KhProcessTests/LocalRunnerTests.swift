@@ -140,9 +140,10 @@ struct LocalRunnerTests {
         #expect(seen.contains("stdout:partial"))
         let log = try dir.read("logs/step.log")
         #expect(!log.contains("tok-abcdef-123456"))
-        #expect(log.contains(" err| token=[redacted:HCLOUD_TOKEN]"))
+        #expect(log.contains("err| token=[redacted:HCLOUD_TOKEN]"))
         let outLine = try #require(log.split(separator: "\n").first { $0.hasSuffix(" out| one") })
-        // 19:41:03.123 out| one, under 2026-11-21T19:41:03.120Z kh | started: …
+        // 19:41:03.123 out| one, under 2026-11-21T19:41:03.120Z kh | started: … (the first line
+        // after a note always has its time)
         #expect(outLine.range(of: #"^\d\d:\d\d:\d\d\.\d{3} out\| one$"#, options: .regularExpression) != nil)
         let started = try #require(log.split(separator: "\n").first { $0.contains(" kh | started: sh -c") })
         #expect(started.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z kh \| started: "#, options: .regularExpression) != nil)

@@ -19,7 +19,7 @@ struct LogStreamTests {
     }
 
     /// Feeds `text` in chunks of the given sizes (cycled) and returns the log's lines without
-    /// their time prefix (kh's own notes dropped).
+    /// their time and stream tag (kh's own notes dropped).
     func logged(_ text: [UInt8], chunks: [Int], redactor: Redactor?, wantLines: Bool) throws -> [String] {
         let dir = TemporaryDirectory()
         let path = dir.path + "/step.log"
@@ -39,8 +39,11 @@ struct LogStreamTests {
         state.flushPartial(log: log, redaction: redactor?.snapshot, onLine: nil)
         log.close()
         let content = try String(contentsOfFile: path, encoding: .utf8)
-        return content.split(separator: "\n", omittingEmptySubsequences: false).dropLast().filter { !$0.contains("Z kh | ") }.map {
-            let line = String($0)
+        let lines = content.split(separator: "\n", omittingEmptySubsequences: false).dropLast().filter { !$0.contains("Z kh | ") }
+        #expect(lines.first?.range(of: #"^\d\d:\d\d:\d\d\.\d{3} out\| "#, options: .regularExpression) != nil, "the first line has a time")
+        return lines.map { line in
+            // `HH:MM:SS.mmm out| ` when the time changed since the last line, else `out| `.
+            if line.hasPrefix("out| ") { return String(line.dropFirst(5)) }
             #expect(line.range(of: #"^\d\d:\d\d:\d\d\.\d{3} out\| "#, options: .regularExpression) != nil, "\(line.prefix(40))")
             return String(line.dropFirst(18))
         }
@@ -69,6 +72,35 @@ struct LogStreamTests {
         #expect(fast.count == expected.count)
         #expect(fast == expected)
         #expect(slow == fast)
+    }
+
+    @Test("a line starts with the time only when it changed: once for a burst, on each line of a slow child")
+    func timeWhenChanged() throws {
+        let dir = TemporaryDirectory()
+        let path = dir.path + "/step.log"
+        let log = try LogWriter(path: path, redactor: nil)
+        var out = StreamState(stream: .stdout, fd: -1, limit: 1 << 20, keep: .tail)
+        var err = StreamState(stream: .stderr, fd: -1, limit: 1 << 20, keep: .tail)
+        func feed(_ state: inout StreamState, _ text: String) {
+            Array(text.utf8).withUnsafeBytes { state.consume($0, log: log, redaction: nil, wantLines: false) { _ in } }
+        }
+        log.header("started")
+        feed(&out, "a\nb\nc\n")
+        feed(&err, "warning\n")
+        usleep(5_000)
+        feed(&out, "d\n")
+        usleep(5_000)
+        feed(&out, "e\n")
+        log.close()
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        let time = #"^\d\d:\d\d:\d\d\.\d{3} "#
+        #expect(lines.count == 7, "\(lines)")
+        #expect(lines[0].range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z kh \| started$"#, options: .regularExpression) != nil)
+        #expect(lines[1].range(of: time + #"out\| a$"#, options: .regularExpression) != nil, "\(lines)")
+        #expect(Array(lines[2...3]) == ["out| b", "out| c"])
+        #expect(lines[4] == "err| warning" || lines[4].range(of: time + #"err\| warning$"#, options: .regularExpression) != nil)
+        #expect(lines[5].range(of: time + #"out\| d$"#, options: .regularExpression) != nil, "\(lines)")
+        #expect(lines[6].range(of: time + #"out\| e$"#, options: .regularExpression) != nil, "\(lines)")
     }
 
     @Test("with a secret registered the lines go through redaction and still match")

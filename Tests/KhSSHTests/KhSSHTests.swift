@@ -186,7 +186,7 @@ struct SSHConnectionTests {
         #expect(!seen.contains { $0.contains("\(result.pid)") }, "the process-ID line is framing, not output")
         let log = try dir.read("logs/remote.log")
         #expect(!log.contains("tok-abcdef-123456"))
-        #expect(log.contains(" err| token=[redacted:HCLOUD_TOKEN]"))
+        #expect(log.contains("err| token=[redacted:HCLOUD_TOKEN]"))
         let outLine = try #require(log.split(separator: "\n").first { $0.hasSuffix(" out| one") })
         #expect(outLine.range(of: #"^\d\d:\d\d:\d\d\.\d{3} out\| one$"#, options: .regularExpression) != nil)
         let started = try #require(log.split(separator: "\n").first { $0.contains(" kh | started: sh -c") })

@@ -77,6 +77,15 @@ public enum Interrupts {
         }
     }
 
+    /// Exits with `code` as a command ends, unless an interrupt is being handled: then the
+    /// interrupt's handlers finish and exit with 130 (a command that ends because its
+    /// children were killed must not exit first with its own code, before the evidence is
+    /// flushed). If they have not exited within `grace`, exits with 130 itself.
+    public static func exitAfterCommand(_ code: Int32, grace: TimeInterval = 60) {
+        guard isStopping else { exit(code) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + grace) { exit(KhExitCode.interrupted.rawValue) }
+    }
+
     /// Runs the handlers as a signal would, then exits with 130. Exposed for tests
     /// of handler ordering through `exitOverride`.
     static func handle(_ signal: Int32) {

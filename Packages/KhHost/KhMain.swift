@@ -46,12 +46,15 @@ public enum KhMain {
         Interrupts.install()
         let parsed = ParsedCommand(command: command)
         Task {
+            let code: Int32
             do {
                 try await parsed.run()
-                exit(KhExitCode.success.rawValue)
+                code = KhExitCode.success.rawValue
             } catch {
-                exit(handle(error, console: console))
+                code = handle(error, console: console)
             }
+            // After SIGINT/SIGTERM the interrupt's handlers exit, with 130, once evidence is flushed.
+            Interrupts.exitAfterCommand(code)
         }
         dispatchMain()
     }

@@ -217,19 +217,19 @@ public final class ExecSupervisor: Sendable {
         try? evidence.finish(exitCode: khCode, result: "\(sentinel.reason.rawValue), exit \(sentinel.exitCode)")
     }
 
-    /// Writes the sentinel once (later calls do nothing).
+    /// Writes the sentinel once: later calls do nothing, and a call made while the first
+    /// is writing returns only once the file is in place (so kh cannot exit before it is).
     func writeSentinel(_ sentinel: ExecSentinel, console: Console) {
         guard let sentinelPath else { return }
-        let first = written.withLock { done -> Bool in
-            defer { done = true }
-            return !done
-        }
-        guard first else { return }
-        do {
-            let data = try KhJSON.encoder(pretty: true).encode(sentinel)
-            try AtomicFile.write(data + Data("\n".utf8), to: sentinelPath)
-        } catch {
-            console.error("--sentinel \(sentinelPath): could not write: \(error)")
+        written.withLock { done in
+            guard !done else { return }
+            done = true
+            do {
+                let data = try KhJSON.encoder(pretty: true).encode(sentinel)
+                try AtomicFile.write(data + Data("\n".utf8), to: sentinelPath)
+            } catch {
+                console.error("--sentinel \(sentinelPath): could not write: \(error)")
+            }
         }
     }
 }

@@ -173,16 +173,7 @@ public final class EvidenceRun: Sendable {
     /// `records.jsonl` atomically.
     @discardableResult
     public func record(_ record: EvidenceRecord) throws -> EvidenceRecord {
-        let now = clock.now()
-        let (stamped, all) = state.withLock { state -> (EvidenceRecord, [EvidenceRecord]) in
-            var stamped = record
-            stamped.seq = state.records.count + 1
-            stamped.at = now
-            state.records.append(stamped)
-            return (stamped, state.records)
-        }
-        try writeRecords(all)
-        return stamped
+        try self.record(contentsOf: [record])[0]
     }
 
     /// Appends several records at once and rewrites `records.jsonl` once (one atomic

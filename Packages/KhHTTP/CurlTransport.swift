@@ -52,9 +52,6 @@ public final class CurlTransport: HTTPTransport {
         /// `HOST:PORT:CONNECT-HOST:CONNECT-PORT` entries (`CURLOPT_CONNECT_TO`): connect elsewhere
         /// than the URL names while TLS checks (and SNI) use the URL's host.
         public var connectTo: [String]
-        /// Wait for a connection that can multiplex (HTTP/2) instead of opening another one at
-        /// once (`CURLOPT_PIPEWAIT`): fewer TLS handshakes when many requests start together.
-        public var pipeWait: Bool
         /// Hosts never reached through a proxy from the environment (`CURLOPT_NOPROXY`; `*`: none).
         public var noProxy: String?
 
@@ -73,7 +70,6 @@ public final class CurlTransport: HTTPTransport {
             self.unixSocketPath = unixSocketPath
             self.insecure = false
             self.connectTo = []
-            self.pipeWait = false
         }
     }
 
@@ -598,7 +594,6 @@ final class CurlEasy {
             try set(CURLOPT_SSL_VERIFYPEER, "CURLOPT_SSL_VERIFYPEER", 0)
             try set(CURLOPT_SSL_VERIFYHOST, "CURLOPT_SSL_VERIFYHOST", 0)
         }
-        if options.pipeWait { try set(CURLOPT_PIPEWAIT, "CURLOPT_PIPEWAIT", 1) }
         if let hosts = options.noProxy { try set(CURLOPT_NOPROXY, "CURLOPT_NOPROXY", hosts) }
         for entry in options.connectTo {
             guard let appended = curl_slist_append(connectToList, entry) else {

@@ -422,21 +422,15 @@ package struct StreamState {
         log?.beginChunk()
         var start = 0
         let base = chunk.baseAddress!
-        if let log, !wantLines, redaction?.isEmpty ?? true {
-            // The common case of a chatty child: the line the last chunk left open is
-            // finished below (one line), the rest goes straight into the log's buffer.
-            if !partial.isEmpty, let hit = memchr(base, 0x0A, chunk.count) {
-                let end = base.distance(to: UnsafeRawPointer(hit))
-                partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[0..<end]))
-                partial.withUnsafeBytes { emit($0, log: log, redaction: redaction, wantLines: false, onLine: onLine) }
-                partial.removeAll(keepingCapacity: true)
-                start = end + 1
-            }
-            if partial.isEmpty {
-                start += log.completeLines(UnsafeRawBufferPointer(rebasing: chunk[start...]), stream: stream, maxLine: Self.maxLine)
-            }
-        }
+        // The common case of a chatty child (nothing to redact, no line callback): whole
+        // lines go straight into the log's buffer; the loop below takes the line a chunk
+        // left open and lines over maxLine.
+        let direct = !wantLines && (redaction?.isEmpty ?? true) ? log : nil
         while start < chunk.count {
+            if let direct, partial.isEmpty {
+                start += direct.completeLines(UnsafeRawBufferPointer(rebasing: chunk[start...]), stream: stream, maxLine: Self.maxLine)
+                if start == chunk.count { break }
+            }
             guard let hit = memchr(base + start, 0x0A, chunk.count - start) else {
                 partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[start...]))
                 // A line that grows past maxLine is written in maxLine pieces as it comes.

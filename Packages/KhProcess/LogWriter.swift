@@ -160,7 +160,6 @@ package final class LogWriter: @unchecked Sendable {
     /// it took (0 when it holds no newline).
     package func completeLines(_ chunk: UnsafeRawBufferPointer, stream: OutputStream, maxLine: Int) -> Int {
         guard let base = chunk.baseAddress else { return 0 }
-        let tag = Self.tag(stream)
         var start = 0
         while start < chunk.count, let hit = memchr(base + start, 0x0A, chunk.count - start) {
             let end = base.distance(to: UnsafeRawPointer(hit))
@@ -169,13 +168,7 @@ package final class LogWriter: @unchecked Sendable {
             let needed = Self.timeLength + Self.tagLength + length + 1
             if used + needed > Self.capacity { flush() }
             var out = buffer + used
-            if chunkMillisecond != writtenMillisecond {
-                out = out + prefix(at: out, stream: stream)
-            } else {
-                out.storeBytes(of: tag, as: UInt32.self)
-                out.storeBytes(of: UInt8(ascii: " "), toByteOffset: 4, as: UInt8.self)
-                out += Self.tagLength
-            }
+            out += prefix(at: out, stream: stream)
             out.copyMemory(from: base + start, byteCount: length)
             out.storeBytes(of: 0x0A, toByteOffset: length, as: UInt8.self)
             used = buffer.distance(to: out) + length + 1

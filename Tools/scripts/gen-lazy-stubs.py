@@ -86,9 +86,8 @@ def declarator(type_text, name):
 
 def return_type(function_type):
     """The return type of a function type such as `const char *(int, void *)`."""
-    depth = 0
     for at, character in enumerate(function_type):
-        if character == "(" and depth == 0:
+        if character == "(":
             head = function_type[:at].rstrip()
             if "(" in head or not head:
                 break

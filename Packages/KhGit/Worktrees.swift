@@ -30,11 +30,15 @@ extension Repository {
     /// Adds a linked worktree at `path` with HEAD detached at `revision` (a tag, branch,
     /// commit id …), like `git worktree add --detach PATH REVISION`.
     ///
-    /// libgit2 1.5 cannot add a detached worktree in one call, so this makes a temporary
-    /// branch at the commit, adds the worktree on it, detaches the new worktree's HEAD and
-    /// deletes the branch; on failure it removes what it made. `path` must not exist, or be
-    /// an empty folder. The files are checked out with a forced checkout (the folder is new,
-    /// so nothing can be overwritten).
+    /// libgit2 1.5 cannot add a detached worktree (its `git_worktree_add` checks out a
+    /// branch, and checks every other worktree for that branch), so this writes the
+    /// administrative files the way git does (gitrepository-layout(5): `.git/worktrees/NAME/`
+    /// with `gitdir`, `commondir`, `HEAD` holding the commit id, and a `locked` file saying
+    /// "initializing" until the checkout is done, so a concurrent prune leaves it alone; the
+    /// working tree's `.git` file points back), then opens the new worktree and checks the
+    /// commit out there with a forced checkout (the folder is new, nothing can be
+    /// overwritten), which writes its index. On failure it removes what it made. `path`
+    /// must not exist, or be an empty folder.
     ///
     /// - Parameters:
     ///   - path: the new working tree's folder.
@@ -46,53 +50,71 @@ extension Repository {
     @discardableResult
     public func addWorktree(at path: String, detachedAt revision: String, name: String? = nil, lock: Bool = false) throws -> GitWorktree {
         let operation = "add worktree at \(path) detached at \(revision)"
-        let commit = try self.commit(revision)
-        let absolute = Self.absolute(path)
+        let commitID = try self.commit(revision).id
+        let requested = Self.absolute(path)
+        if let name, name.isEmpty || name.contains("/") || name == "." || name == ".." {
+            throw GitError(reason: .invalidArgument("worktree name \"\(name)\": expected one path component"), operation: operation)
+        }
         var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: absolute, isDirectory: &isDirectory) {
-            let empty = isDirectory.boolValue && ((try? FileManager.default.contentsOfDirectory(atPath: absolute))?.isEmpty ?? false)
-            guard empty else { throw GitError(reason: .alreadyExists(absolute), operation: operation) }
-            // git accepts an empty folder; libgit2 wants to create it.
-            guard rmdir(absolute) == 0 else {
-                throw GitError(reason: .alreadyExists(absolute), operation: operation, libraryMessage: String(cString: strerror(errno)))
+        var madeFolder = false
+        if FileManager.default.fileExists(atPath: requested, isDirectory: &isDirectory) {
+            let empty = isDirectory.boolValue && ((try? FileManager.default.contentsOfDirectory(atPath: requested))?.isEmpty ?? false)
+            guard empty else { throw GitError(reason: .alreadyExists(requested), operation: operation) }
+        } else {
+            do {
+                try FileManager.default.createDirectory(atPath: requested, withIntermediateDirectories: true)
+            } catch {
+                throw GitError(reason: .library, operation: operation, call: "mkdir", libraryMessage: "\(requested): \(error.localizedDescription)")
             }
+            madeFolder = true
         }
-        let worktreeName = try name ?? uniqueWorktreeName(for: absolute)
-        let branch = try temporaryBranch(at: commit, worktreeName: worktreeName, operation: operation)
-        var branchDeleted = false
-        defer {
-            if !branchDeleted { _ = git_branch_delete(branch.pointer) }
+        // git records the real path (symbolic links resolved) of both folders.
+        let worktreePath = Self.realPath(requested)
+        let worktreeName = try name ?? uniqueWorktreeName(for: worktreePath)
+        let adminRoot = Self.realPath(commonDirectory) + "/worktrees"
+        let admin = adminRoot + "/" + worktreeName
+        if mkdir(adminRoot, 0o755) != 0 && errno != EEXIST {
+            throw Self.systemError("mkdir", adminRoot, operation: operation)
         }
-
-        var options = git_worktree_add_options()
-        try check(git_worktree_add_options_init(&options, UInt32(GIT_WORKTREE_ADD_OPTIONS_VERSION)), "git_worktree_add_options_init", operation)
-        options.lock = lock ? 1 : 0
-        options.ref = branch.pointer
-        // A new, empty folder: FORCE writes every file without comparing against a baseline.
-        options.checkout_options.checkout_strategy = GIT_CHECKOUT_FORCE.rawValue
-        // Without any attributes file or core.autocrlf no filter can change a file, so skip
-        // the per-file attribute lookups (each resolves the file's real path).
-        options.checkout_options.disable_filters = try filtersMayApply(to: commit, operation: operation) ? 0 : 1
-        var rawWorktree: OpaquePointer?
-        try check(git_worktree_add(&rawWorktree, pointer, worktreeName, absolute, &options), "git_worktree_add", operation)
-        let worktree = WorktreeHandle(rawWorktree!, owner: self)
+        guard mkdir(admin, 0o755) == 0 else {
+            let failure = errno == EEXIST ? GitError(reason: .alreadyExists(admin), operation: operation) : Self.systemError("mkdir", admin, operation: operation)
+            if madeFolder { try? FileManager.default.removeItem(atPath: requested) }
+            throw failure
+        }
         do {
-            var rawRepository: OpaquePointer?
-            try check(git_repository_open_from_worktree(&rawRepository, worktree.pointer), "git_repository_open_from_worktree", operation)
-            let linked = Repository(owning: rawRepository!)
-            var oid = commit.id.oid
-            try check(git_repository_set_head_detached(linked.pointer, &oid), "git_repository_set_head_detached", operation)
-            try check(git_branch_delete(branch.pointer), "git_branch_delete", operation)
-            branchDeleted = true
+            try Self.writeFile(admin + "/locked", "initializing\n", operation: operation)
+            try Self.writeFile(admin + "/commondir", "../..\n", operation: operation)
+            try Self.writeFile(admin + "/HEAD", commitID.hex + "\n", operation: operation)
+            try Self.writeFile(admin + "/gitdir", worktreePath + "/.git\n", operation: operation)
+            try Self.writeFile(worktreePath + "/.git", "gitdir: \(admin)\n", operation: operation)
+
+            let linked = try Repository(at: worktreePath, search: false)
+            let commit = try linked.commit(commitID)
+            var options = git_checkout_options()
+            try check(git_checkout_options_init(&options, UInt32(GIT_CHECKOUT_OPTIONS_VERSION)), "git_checkout_options_init", operation)
+            // A new, empty folder: FORCE writes every file without comparing against a baseline.
+            options.checkout_strategy = GIT_CHECKOUT_FORCE.rawValue
+            // Without any attributes file or core.autocrlf no filter can change a file, so skip
+            // the per-file attribute lookups (each resolves the file's real path). The search
+            // runs in the new worktree's repository, whose object cache the checkout then reads.
+            options.disable_filters = try linked.filtersMayApply(to: commit, operation: operation) ? 0 : 1
+            try check(git_checkout_tree(linked.pointer, commit.pointer, &options), "git_checkout_tree", operation)
+            if lock {
+                try Self.writeFile(admin + "/locked", "", operation: operation)
+            } else if unlink(admin + "/locked") != 0 {
+                throw Self.systemError("unlink", admin + "/locked", operation: operation)
+            }
         } catch {
-            var prune = git_worktree_prune_options()
-            _ = git_worktree_prune_options_init(&prune, UInt32(GIT_WORKTREE_PRUNE_OPTIONS_VERSION))
-            prune.flags = GIT_WORKTREE_PRUNE_VALID.rawValue | GIT_WORKTREE_PRUNE_WORKING_TREE.rawValue | GIT_WORKTREE_PRUNE_LOCKED.rawValue
-            _ = git_worktree_prune(worktree.pointer, &prune)
+            try? FileManager.default.removeItem(atPath: admin)
+            if madeFolder {
+                try? FileManager.default.removeItem(atPath: requested)
+            } else if let leftovers = try? FileManager.default.contentsOfDirectory(atPath: requested) {
+                for entry in leftovers { try? FileManager.default.removeItem(atPath: requested + "/" + entry) }
+            }
             throw error
         }
         return GitWorktree(
-            name: worktreeName, path: Self.trimmed(worktree.path), head: GitHead(branch: nil, reference: nil, commit: commit.id),
+            name: worktreeName, path: worktreePath, head: GitHead(branch: nil, reference: nil, commit: commitID),
             lockReason: lock ? "" : nil, isPrunable: false)
     }
 
@@ -232,21 +254,6 @@ extension Repository {
         return false
     }
 
-    private func temporaryBranch(at commit: CommitHandle, worktreeName: String, operation: String) throws -> ReferenceHandle {
-        var attempt = 0
-        while true {
-            let name = "kh-worktree-\(worktreeName)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-            var raw: OpaquePointer?
-            let code = call { git_branch_create(&raw, pointer, name, commit.pointer, 0) }
-            if code == GIT_EEXISTS.rawValue && attempt < 3 {
-                attempt += 1
-                continue
-            }
-            try checkResult(code, "git_branch_create", operation)
-            return ReferenceHandle(raw!, owner: self)
-        }
-    }
-
     private func uniqueWorktreeName(for path: String) throws -> String {
         let base = URL(fileURLWithPath: path).lastPathComponent
         let taken = Set(FileManager.default.fileExists(atPath: commonDirectory + "worktrees") ? try worktreeNames() : [])
@@ -262,6 +269,28 @@ extension Repository {
         let names = StringArray()
         try check(git_worktree_list(&names.raw, pointer), "git_worktree_list", "list worktrees")
         return names.strings
+    }
+
+    /// `path` with symbolic links resolved (itself when that fails), no trailing slash.
+    static func realPath(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return trimmed(path) }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// Writes a small administrative file the way git does (created or truncated, mode 0666 & ~umask).
+    static func writeFile(_ path: String, _ text: String, operation: String) throws {
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
+        guard descriptor >= 0 else { throw systemError("open", path, operation: operation) }
+        defer { close(descriptor) }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        guard written == bytes.count else { throw systemError("write", path, operation: operation) }
+    }
+
+    /// A failed system call on `path`, with errno's message.
+    static func systemError(_ call: String, _ path: String, operation: String) -> GitError {
+        GitError(reason: .library, operation: operation, call: call, libraryMessage: "\(path): \(String(cString: strerror(errno)))")
     }
 
     static func absolute(_ path: String) -> String {

@@ -139,6 +139,38 @@ struct WorktreeTests {
         #expect(try await sandbox.git("branch", "--list", "kh-worktree-*", in: "repo").isEmpty)
     }
 
+    @Test("the administrative files equal git's (gitdir, commondir, HEAD, the .git file; no lock left); a taken name or a bad one leaves nothing behind")
+    func administrativeFiles() async throws {
+        let sandbox = GitSandbox()
+        try await repositoryWithTags(sandbox)
+        let repository = try Repository(at: sandbox.path("repo"))
+        try await sandbox.git("worktree", "add", "-q", "--detach", sandbox.path("by-git"), "v1.0.0", in: "repo")
+        try repository.addWorktree(at: sandbox.path("by-kh"), detachedAt: "v1.0.0")
+        func admin(_ name: String, _ file: String) throws -> String { try sandbox.read("repo/.git/worktrees/\(name)/\(file)") }
+        #expect(try admin("by-kh", "HEAD") == (try admin("by-git", "HEAD")))
+        #expect(try admin("by-kh", "commondir") == (try admin("by-git", "commondir")))
+        #expect(try admin("by-kh", "gitdir") == (try admin("by-git", "gitdir")).replacingOccurrences(of: "by-git", with: "by-kh"))
+        #expect(try sandbox.read("by-kh/.git") == (try sandbox.read("by-git/.git")).replacingOccurrences(of: "by-git", with: "by-kh"))
+        #expect(!FileManager.default.fileExists(atPath: sandbox.path("repo/.git/worktrees/by-kh/locked")))
+        #expect(try await sandbox.git("worktree", "list", "--porcelain", in: "repo").contains("locked") == false)
+        // git's own commands work in it: status, and a commit on a new branch there.
+        try await sandbox.git("switch", "-q", "-c", "from-kh", in: sandbox.path("by-kh"))
+        try sandbox.write("by-kh/new.txt", "made in the linked worktree\n")
+        try await sandbox.git("add", "new.txt", in: sandbox.path("by-kh"))
+        try await sandbox.git("commit", "-q", "-m", "in by-kh", in: sandbox.path("by-kh"))
+        #expect(try await sandbox.line("rev-parse", "from-kh~1", in: "repo") == (try await sandbox.line("rev-parse", "v1.0.0^{commit}", in: "repo")))
+
+        // A name already used: refused; the folder it would have made is gone, the other worktree untouched.
+        let taken = #expect(throws: GitError.self) { try repository.addWorktree(at: sandbox.path("other"), detachedAt: "v1.0.0", name: "by-kh") }
+        #expect(taken?.reason == .alreadyExists(sandbox.path("repo/.git/worktrees/by-kh")))
+        #expect(!FileManager.default.fileExists(atPath: sandbox.path("other")))
+        #expect(FileManager.default.fileExists(atPath: sandbox.path("by-kh/new.txt")))
+        let bad = #expect(throws: GitError.self) { try repository.addWorktree(at: sandbox.path("other"), detachedAt: "v1.0.0", name: "a/b") }
+        #expect(bad?.exitCode == .usage)
+        #expect(!FileManager.default.fileExists(atPath: sandbox.path("other")))
+        #expect(try repository.worktrees().map(\.name) == ["by-git", "by-kh"])
+    }
+
     /// Every file under `folder` (but `.git`) with its bytes and whether it is executable or a link.
     func snapshot(_ folder: String) throws -> [String: String] {
         var result: [String: String] = [:]

@@ -13,8 +13,15 @@ let strict: [SwiftSetting] = [
 /// -export-dynamic, kh's dynamic symbol table held ~17,500 symbols that only cost start-up
 /// time (the loader and the runtime's dladdr walk them), and let libgit2 bind its calls to its
 /// own public functions to kh's forwarding functions instead of to itself.
+///
+/// Release builds are linked as position-dependent executables (`-no-pie`), as Go links
+/// hcloud and kubectl: a PIE kh had ~93,000 relative relocations that the loader applied at
+/// every start, each first write to a page of .data.rel.ro a copy-on-write fault (~300 of
+/// kh's ~740 page faults at `kh --version`). The cost: the executable's own image is not
+/// placed at a random address (shared libraries, heap and stack still are).
 let noExports: [LinkerSetting] = [
-    .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Tools/kh/exports.map"], .when(platforms: [.linux]))
+    .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Tools/kh/exports.map"], .when(platforms: [.linux])),
+    .unsafeFlags(["-Xclang-linker", "-no-pie"], .when(platforms: [.linux], configuration: .release)),
 ]
 
 let package = Package(

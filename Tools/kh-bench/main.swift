@@ -17,6 +17,20 @@ func producerScript(bytes: Int) -> String {
     "yes '\(producerLine)' | head -c \(bytes)"
 }
 
+if arguments.contains("--help") || arguments.contains("-h") {
+    print(
+        """
+        usage: kh-bench [--kh PATH] [--runs N] [--stream-bytes N] [--only NAME]
+          --kh PATH          the kh binary to time (default: kh beside kh-bench)
+          --runs N           runs per command in the start-up benchmark (default 40)
+          --stream-bytes N   the larger streaming size (default 1 GiB; a quarter of it runs too)
+          --only NAME        only the benchmarks whose name contains NAME (startup, stream, git,
+                             ssh, http, hcloud, stabilize, gitops, reliability)
+        Prints a Markdown table of ratios against baselines measured in the same run.
+        """)
+    exit(0)
+}
+
 if arguments.first == "stream-once" {
     // One pass of the local runner streaming BYTES of child output into LOG.
     guard arguments.count == 3, let bytes = Int(arguments[1]) else {
@@ -116,6 +130,7 @@ defer { try? FileManager.default.removeItem(atPath: scratch) }
 func gib(_ bytes: Int) -> String { bytes >= 1 << 30 ? String(format: "%.2f GiB", Double(bytes) / Double(1 << 30)) : "\(bytes >> 20) MiB" }
 
 var rssBySize: [(Int, Int)] = []
+let streamPasses = 7
 for size in selected("stream") ? [streamBytes / 4, streamBytes] : [] {
     FileHandle.standardError.write(Data("kh-bench: streaming \(gib(size)) (runner vs cat)\n".utf8))
     var khTimes: [Double] = []
@@ -132,7 +147,7 @@ for size in selected("stream") ? [streamBytes / 4, streamBytes] : [] {
         try? FileManager.default.removeItem(atPath: log)
         return sample
     }
-    for _ in 0..<5 {
+    for _ in 0..<streamPasses {
         // Each timed pass follows an untimed one of the same kind, so both write into page
         // cache freed a moment before by a log of their own size. On this VM, memory freed
         // longer ago goes back to the host and costs a fault there on first touch: without
@@ -157,7 +172,9 @@ for size in selected("stream") ? [streamBytes / 4, streamBytes] : [] {
         Row(
             name: "stream \(gib(size)) to log: throughput", kh: String(format: "%.0f MiB/s", khRate),
             baseline: String(format: "cat %.0f MiB/s", catRate),
-            ratio: String(format: "%.2fx", ratio), goal: ">= 0.80x", met: ratio >= 0.8))
+            // The issue's throughput goal is for 1 GiB; smaller sizes show the RSS stays flat.
+            ratio: String(format: "%.2fx", ratio), goal: size == streamBytes ? ">= 0.80x" : "report",
+            met: size == streamBytes ? ratio >= 0.8 : nil))
     rows.append(
         Row(
             name: "stream \(gib(size)) to log: peak RSS", kh: String(format: "%.1f MB", Double(peak) * 1024 / 1e6), baseline: "-", ratio: "-",
@@ -184,5 +201,5 @@ print("|" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separato
 for row in table { print(line(row)) }
 print("")
 print(
-    "machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; producer: yes | head -c N, \(producerLine.utf8.count + 1)-byte lines; 5 passes per size (sync before each), median"
+    "machine: \(ProcessInfo.processInfo.activeProcessorCount) cores; producer: yes | head -c N, \(producerLine.utf8.count + 1)-byte lines; \(streamPasses) passes per size (sync before each), median"
 )

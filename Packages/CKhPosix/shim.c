@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,6 +48,23 @@ int kh_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 int kh_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
 int kh_set_pipe_size(int fd, int size) { return fcntl(fd, F_SETPIPE_SZ, size); }
+
+int kh_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int kh_epoll_add(int epoll_fd, int fd) {
+    struct epoll_event event = {.events = EPOLLIN, .data.fd = fd};
+    return epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event);
+}
+
+int kh_epoll_remove(int epoll_fd, int fd) { return epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, NULL); }
+
+int kh_epoll_wait(int epoll_fd, int *fds, int max, int timeout_ms) {
+    struct epoll_event events[8];
+    if (max > 8) max = 8;
+    int n = epoll_wait(epoll_fd, events, max, timeout_ms);
+    for (int i = 0; i < n; i++) fds[i] = events[i].data.fd;
+    return n;
+}
 
 int kh_set_nonblocking(int fd) {
     int flags = fcntl(fd, F_GETFL);

@@ -81,6 +81,7 @@ final class ProcessSession: @unchecked Sendable {
     private let stdoutFD: Int32
     private let stderrFD: Int32
     private let pidFD: Int32
+    private let watcher: InputWatcher
     private let wakeRead: Int32
     private let wakeWrite: Int32
     private let startedAt: Date
@@ -117,6 +118,11 @@ final class ProcessSession: @unchecked Sendable {
         }
         _ = kh_set_pipe_size(out[0], Self.pipeSize)
         _ = kh_set_pipe_size(err[0], Self.pipeSize)
+        guard let watcher = InputWatcher(), watcher.add(out[0]), watcher.add(err[0]), watcher.add(wake[0]) else {
+            let failure = fail("epoll")
+            for fd in out + err + wake + [devNull] { close(fd) }
+            throw failure
+        }
 
         let log: LogWriter?
         do {
@@ -152,7 +158,10 @@ final class ProcessSession: @unchecked Sendable {
         self.stderrFD = err[0]
         self.wakeRead = wake[0]
         self.wakeWrite = wake[1]
-        self.pidFD = kh_pidfd_open(childPID)
+        let pidFD = kh_pidfd_open(childPID)
+        if pidFD >= 0 && !watcher.add(pidFD) { close(pidFD) }
+        self.pidFD = pidFD >= 0 && watcher.isWatching(pidFD) ? pidFD : -1
+        self.watcher = watcher
         self.log = log
         self.startedAt = Date()
         self.startInstant = .now
@@ -208,9 +217,21 @@ final class ProcessSession: @unchecked Sendable {
             }
         }
 
+        /// Stops watching a stream, then closes it (a closed descriptor could be reused).
+        func close(_ stream: inout StreamState) {
+            guard stream.open else { return }
+            watcher.remove(stream.fd)
+            stream.close()
+        }
+
         while true {
             let now = ContinuousClock.now
             if out.open == false && err.open == false { reap() }
+            // An exited child's pidfd stays readable: stop watching it once reaped.
+            if pidFDOpen && status != nil {
+                watcher.remove(pidFD)
+                pidFDOpen = false
+            }
             if status != nil && !out.open && !err.open { break }
 
             // Timers.
@@ -259,8 +280,8 @@ final class ProcessSession: @unchecked Sendable {
                     // A grandchild holds the pipes: stop waiting for it.
                     log?.header(
                         "child exited but its output stays open after \(options.drainAfterExit.humanDescription): a leftover process holds it")
-                    out.close()
-                    err.close()
+                    close(&out)
+                    close(&err)
                     continue
                 }
                 waitFor = min(waitFor, options.drainAfterExit - drained)
@@ -268,34 +289,31 @@ final class ProcessSession: @unchecked Sendable {
             if status == nil && !pidFDOpen { waitFor = min(waitFor, .milliseconds(50)) }
             if let log, log.hasPending { waitFor = min(waitFor, .milliseconds(200)) }
 
-            var fds: [pollfd] = []
-            if out.open { fds.append(pollfd(fd: out.fd, events: Int16(POLLIN), revents: 0)) }
-            if err.open { fds.append(pollfd(fd: err.fd, events: Int16(POLLIN), revents: 0)) }
-            if pidFDOpen && status == nil { fds.append(pollfd(fd: pidFD, events: Int16(POLLIN), revents: 0)) }
-            fds.append(pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0))
             let ms = Int32(min(max(waitFor.seconds * 1000, 0).rounded(.up), 3_600_000))
-            let ready = poll(&fds, nfds_t(fds.count), ms)
+            let ready = watcher.wait(timeoutMilliseconds: ms)
             if ready < 0 && errno != EINTR { break }
             if ready <= 0 {
                 log?.flush()
                 if status == nil && !pidFDOpen { reap() }
                 continue
             }
-            for entry in fds where entry.revents != 0 {
-                if entry.fd == wakeRead {
+            for index in 0..<Int(ready) {
+                let fd = watcher.ready[index]
+                if fd == wakeRead {
                     var sink = [UInt8](repeating: 0, count: 64)
                     _ = read(wakeRead, &sink, 64)
                     if cancelled.isSet {
                         log?.header("cancelled: killing process group \(pid)")
                         startKill()
                     }
-                } else if entry.fd == pidFD {
+                } else if fd == pidFD {
                     reap()
-                    if status != nil { pidFDOpen = false }
-                } else {
-                    let isOut = entry.fd == out.fd
+                } else if (fd == out.fd && out.open) || (fd == err.fd && err.open) {
+                    let isOut = fd == out.fd
                     let got = isOut ? out.read(into: buffer, size: bufferSize) : err.read(into: buffer, size: bufferSize)
-                    if got > 0 {
+                    if got == 0 {
+                        if isOut { close(&out) } else { close(&err) }
+                    } else if got > 0 {
                         lastOutput = .now
                         stallReported = false
                         let chunk = UnsafeRawBufferPointer(start: buffer, count: got)
@@ -338,9 +356,9 @@ final class ProcessSession: @unchecked Sendable {
         if leftovers { footer += "; leftover processes of the group killed" }
         log?.header(footer)
         log?.close()
-        if pidFD >= 0 { close(pidFD) }
-        close(wakeRead)
-        close(wakeWrite)
+        if pidFD >= 0 { Glibc.close(pidFD) }
+        Glibc.close(wakeRead)
+        Glibc.close(wakeWrite)
         ChildProcesses.shared.remove(registryToken)
         finished.signal()
         return CommandResult(
@@ -396,13 +414,10 @@ package struct StreamState {
         self.capture = Capture(limit: limit, keep: keep)
     }
 
-    /// One read; 0 on EOF (and the stream is closed), -1 when nothing was there.
-    mutating func read(into buffer: UnsafeMutableRawPointer, size: Int) -> Int {
+    /// One read; 0 on EOF or a read error (the caller closes the stream), -1 when nothing was there.
+    func read(into buffer: UnsafeMutableRawPointer, size: Int) -> Int {
         let n = Glibc.read(fd, buffer, size)
-        if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) {
-            close()
-            return 0
-        }
+        if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) { return 0 }
         return n < 0 ? -1 : n
     }
 
@@ -549,5 +564,49 @@ enum CStringArray {
         pointers.append(nil)
         defer { for p in pointers { free(p) } }
         return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+}
+
+/// The descriptors one child's loop waits on, as an epoll set: each is registered once,
+/// where poll(2) adds and removes a wait-queue entry on every descriptor at every wait
+/// (taking the pipe's wait-queue lock that the writing child takes to wake kh).
+final class InputWatcher {
+    private let descriptor: Int32
+    private var watched: Set<Int32> = []
+    /// The descriptors found ready by the last ``wait(timeoutMilliseconds:)``.
+    let ready = UnsafeMutablePointer<Int32>.allocate(capacity: 8)
+
+    init?() {
+        descriptor = kh_epoll_create()
+        guard descriptor >= 0 else {
+            ready.deallocate()
+            return nil
+        }
+    }
+
+    deinit {
+        Glibc.close(descriptor)
+        ready.deallocate()
+    }
+
+    /// Watches `fd` for input (level-triggered); false with errno set when it cannot.
+    func add(_ fd: Int32) -> Bool {
+        guard kh_epoll_add(descriptor, fd) == 0 else { return false }
+        watched.insert(fd)
+        return true
+    }
+
+    func isWatching(_ fd: Int32) -> Bool { watched.contains(fd) }
+
+    /// Stops watching `fd` (before it is closed).
+    func remove(_ fd: Int32) {
+        guard watched.remove(fd) != nil else { return }
+        _ = kh_epoll_remove(descriptor, fd)
+    }
+
+    /// Waits for input up to `timeoutMilliseconds`: how many descriptors are ready (in
+    /// ``ready``), 0 on timeout, -1 with errno set.
+    func wait(timeoutMilliseconds: Int32) -> Int32 {
+        kh_epoll_wait(descriptor, ready, 8, timeoutMilliseconds)
     }
 }

@@ -30,6 +30,17 @@ int kh_set_nonblocking(int fd);
 const void *kh_memmem(const void *haystack, size_t haystack_len,
                       const void *needle, size_t needle_len);
 
+/// epoll_create1(EPOLL_CLOEXEC). Returns the descriptor or -1 with errno set.
+int kh_epoll_create(void);
+
+/// Watches `fd` for input (level-triggered), or stops watching it. Returns 0 or -1 with errno set.
+int kh_epoll_add(int epoll_fd, int fd);
+int kh_epoll_remove(int epoll_fd, int fd);
+
+/// epoll_wait for at most `max` (<= 8) descriptors: fills `fds` with the ready ones.
+/// Returns how many, 0 on timeout, or -1 with errno set.
+int kh_epoll_wait(int epoll_fd, int *fds, int max, int timeout_ms);
+
 /// The exit status / signal decoding macros of <sys/wait.h>.
 int kh_wifexited(int status);
 int kh_wexitstatus(int status);

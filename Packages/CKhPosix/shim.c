@@ -10,6 +10,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
 #endif
@@ -81,3 +85,51 @@ int kh_wifexited(int status) { return WIFEXITED(status); }
 int kh_wexitstatus(int status) { return WEXITSTATUS(status); }
 int kh_wifsignaled(int status) { return WIFSIGNALED(status); }
 int kh_wtermsig(int status) { return WTERMSIG(status); }
+
+size_t kh_tag_lines(unsigned char *dst, size_t room, const unsigned char *src, size_t len,
+                    unsigned int tag, size_t max_line, size_t *written) {
+    size_t in = 0, out = 0;
+    while (in < len && room - out > 5 + 16) {
+        unsigned char *d = dst + out + 5;
+        const unsigned char *s = src + in;
+        size_t limit = len - in;  // bytes to look at, the newline included
+        if (limit > max_line + 1) limit = max_line + 1;
+        if (limit > room - out - 5 - 16) limit = room - out - 5 - 16;
+        size_t k = 0;
+        int found = 0;
+#if defined(__SSE2__)
+        const __m128i newline = _mm_set1_epi8('\n');
+        for (; k + 16 <= limit; k += 16) {
+            __m128i block = _mm_loadu_si128((const __m128i *)(s + k));
+            _mm_storeu_si128((__m128i *)(d + k), block);  // may run past the line: within the spare 16 bytes
+            unsigned mask = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(block, newline));
+            if (mask != 0) {
+                k += (size_t)__builtin_ctz(mask);
+                found = 1;
+                break;
+            }
+        }
+        for (; !found && k < limit; k++) {
+            d[k] = s[k];
+            if (s[k] == '\n') {
+                found = 1;
+                break;
+            }
+        }
+#else
+        const unsigned char *hit = memchr(s, '\n', limit);
+        if (hit != NULL) {
+            k = (size_t)(hit - s);
+            memcpy(d, s, k + 1);
+            found = 1;
+        }
+#endif
+        if (!found) break;
+        memcpy(dst + out, &tag, 4);
+        dst[out + 4] = ' ';
+        in += k + 1;
+        out += 5 + k + 1;
+    }
+    *written = out;
+    return in;
+}

@@ -21,7 +21,7 @@ public final class PrivateHCloudEmulator: @unchecked Sendable {
     /// `ipv4Pool` hands servers loopback addresses (the testbed's pool) so sshd "nodes" can bind to them.
     public init(label: String = "kh-hcloud-emulator", ipv4Pool: String? = nil, startDeadline: TimeInterval = 20) throws {
         info = try Testbed.load().hcloudEmulator()
-        directory = TemporaryDirectory(label)
+        directory = TemporaryDirectory(label, removeAtExit: true)
         token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
         let tokenFile = try directory.write("token", token)
         let portFile = directory.path + "/port"

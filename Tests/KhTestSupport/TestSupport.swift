@@ -7,13 +7,29 @@ import Synchronization
 public final class TemporaryDirectory: Sendable {
     public let path: String
 
-    public init(_ label: String = "kh-test") {
+    /// - Parameter removeAtExit: also remove it when the test process exits, for a
+    ///   directory held by a process-wide value that is never released.
+    public init(_ label: String = "kh-test", removeAtExit: Bool = false) {
         let template = NSTemporaryDirectory() + "/\(label).XXXXXX"
         var bytes = Array(template.utf8CString)
         let made = bytes.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         precondition(made != nil, "mkdtemp failed")
         path = String(cString: bytes.map { UInt8(bitPattern: $0) } + [])
             .trimmingCharacters(in: CharacterSet(charactersIn: "\0"))
+        if removeAtExit { Self.removeAtExit(path) }
+    }
+
+    private static let atExit = Mutex<[String]?>(nil)
+
+    private static func removeAtExit(_ path: String) {
+        atExit.withLock { paths in
+            if paths == nil {
+                atexit {
+                    for path in TemporaryDirectory.atExit.withLock({ $0 ?? [] }) { try? FileManager.default.removeItem(atPath: path) }
+                }
+            }
+            paths = (paths ?? []) + [path]
+        }
     }
 
     deinit { try? FileManager.default.removeItem(atPath: path) }

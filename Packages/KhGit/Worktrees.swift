@@ -278,7 +278,10 @@ extension Repository {
         return String(cString: resolved)
     }
 
-    /// Writes a small administrative file the way git does (created or truncated, mode 0666 & ~umask).
+    /// Writes a small administrative file the way git does (created or truncated, mode 0666 &
+    /// ~umask). Not `AtomicFile`: git neither renames nor syncs these, and the `locked` file
+    /// keeps a half-made worktree from being pruned; an fsync per file would add disk waits
+    /// that `git worktree add` does not have.
     static func writeFile(_ path: String, _ text: String, operation: String) throws {
         let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o666)
         guard descriptor >= 0 else { throw systemError("open", path, operation: operation) }

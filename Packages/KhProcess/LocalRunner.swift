@@ -158,9 +158,12 @@ final class ProcessSession: @unchecked Sendable {
         self.stderrFD = err[0]
         self.wakeRead = wake[0]
         self.wakeWrite = wake[1]
-        let pidFD = kh_pidfd_open(childPID)
-        if pidFD >= 0 && !watcher.add(pidFD) { close(pidFD) }
-        self.pidFD = pidFD >= 0 && watcher.isWatching(pidFD) ? pidFD : -1
+        var pidFD = kh_pidfd_open(childPID)
+        if pidFD >= 0 && !watcher.add(pidFD) {
+            close(pidFD)
+            pidFD = -1  // the loop then polls waitpid
+        }
+        self.pidFD = pidFD
         self.watcher = watcher
         self.log = log
         self.startedAt = Date()
@@ -572,7 +575,6 @@ enum CStringArray {
 /// (taking the pipe's wait-queue lock that the writing child takes to wake kh).
 final class InputWatcher {
     private let descriptor: Int32
-    private var watched: Set<Int32> = []
     /// The descriptors found ready by the last ``wait(timeoutMilliseconds:)``.
     let ready = UnsafeMutablePointer<Int32>.allocate(capacity: 8)
 
@@ -590,19 +592,10 @@ final class InputWatcher {
     }
 
     /// Watches `fd` for input (level-triggered); false with errno set when it cannot.
-    func add(_ fd: Int32) -> Bool {
-        guard kh_epoll_add(descriptor, fd) == 0 else { return false }
-        watched.insert(fd)
-        return true
-    }
-
-    func isWatching(_ fd: Int32) -> Bool { watched.contains(fd) }
+    func add(_ fd: Int32) -> Bool { kh_epoll_add(descriptor, fd) == 0 }
 
     /// Stops watching `fd` (before it is closed).
-    func remove(_ fd: Int32) {
-        guard watched.remove(fd) != nil else { return }
-        _ = kh_epoll_remove(descriptor, fd)
-    }
+    func remove(_ fd: Int32) { _ = kh_epoll_remove(descriptor, fd) }
 
     /// Waits for input up to `timeoutMilliseconds`: how many descriptors are ready (in
     /// ``ready``), 0 on timeout, -1 with errno set.

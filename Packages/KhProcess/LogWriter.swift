@@ -156,38 +156,35 @@ package final class LogWriter: @unchecked Sendable {
     }
 
     /// Every complete line of `chunk` (up to its last newline), when nothing needs
-    /// redacting, straight into the buffer. The first line takes the chunk's time when it
-    /// is due (``prefix(at:stream:)``); the rest go through `kh_tag_lines`, which finds each
-    /// newline and copies the line in one pass. Stops before a line longer than `maxLine`
-    /// (the caller splits it). Returns how many bytes of `chunk` it took (0 when it holds no
-    /// newline).
+    /// redacting, straight into the buffer through `kh_tag_lines`, which finds each newline
+    /// and copies the line in one pass. The chunk's time, when due, goes before the first
+    /// line (and is taken back if the chunk holds no complete line). Stops before a line
+    /// longer than `maxLine` (the caller splits it). Returns how many bytes of `chunk` it
+    /// took (0 when it holds no newline).
     package func completeLines(_ chunk: UnsafeRawBufferPointer, stream: OutputStream, maxLine: Int) -> Int {
         guard let base = chunk.baseAddress else { return 0 }
-        var start = 0
-        if chunkMillisecond != writtenMillisecond {
-            guard let hit = memchr(base, 0x0A, chunk.count) else { return 0 }
-            let length = base.distance(to: UnsafeRawPointer(hit))
-            if length > maxLine { return 0 }
-            if used + Self.timeLength + Self.tagLength + length + 1 > Self.capacity { flush() }
-            var out = buffer + used
-            out += prefix(at: out, stream: stream)
-            out.copyMemory(from: base, byteCount: length)
-            out.storeBytes(of: 0x0A, toByteOffset: length, as: UInt8.self)
-            used = buffer.distance(to: out) + length + 1
-            start = length + 1
-        }
         // kh_tag_lines stops for lack of room only when less than a longest line (plus its
         // tag and 16 spare bytes) is left; otherwise it stopped at a long or open line.
         let roomForAnyLine = maxLine + 1 + Self.tagLength + 16
         let tag = Self.tag(stream)
+        var start = 0
         while start < chunk.count {
-            if Self.capacity - used <= roomForAnyLine { flush() }
+            let timeDue = chunkMillisecond != writtenMillisecond
+            if Self.capacity - used <= roomForAnyLine + Self.timeLength { flush() }
+            if timeDue {
+                (buffer + used).copyMemory(from: timePrefix, byteCount: Self.timeLength)
+                used += Self.timeLength
+            }
             var written = 0
-            start += kh_tag_lines(
+            let taken = kh_tag_lines(
                 buffer.assumingMemoryBound(to: UInt8.self) + used, Self.capacity - used,
                 base.assumingMemoryBound(to: UInt8.self) + start, chunk.count - start, tag, maxLine, &written)
+            if timeDue {
+                if taken == 0 { used -= Self.timeLength } else { writtenMillisecond = chunkMillisecond }
+            }
             used += written
-            if Self.capacity - used > roomForAnyLine { break }
+            start += taken
+            if Self.capacity - used > roomForAnyLine + Self.timeLength { break }
         }
         return start
     }

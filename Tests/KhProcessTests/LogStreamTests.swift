@@ -103,6 +103,29 @@ struct LogStreamTests {
         #expect(lines[6].range(of: time + #"out\| e$"#, options: .regularExpression) != nil, "\(lines)")
     }
 
+    @Test("a burst of chunks gets at most one time per millisecond on both paths")
+    func burstTimes() throws {
+        for wantLines in [false, true] {
+            let dir = TemporaryDirectory()
+            let path = dir.path + "/step.log"
+            let log = try LogWriter(path: path, redactor: nil)
+            var out = StreamState(stream: .stdout, fd: -1, limit: 1 << 20, keep: .tail)
+            let started = ContinuousClock.now
+            for index in 0..<500 {
+                Array("line \(index)\nsecond \(index)\n".utf8).withUnsafeBytes {
+                    out.consume($0, log: log, redaction: nil, wantLines: wantLines) { _ in }
+                }
+            }
+            let elapsed = ContinuousClock.now - started
+            log.close()
+            let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+            let stamped = lines.filter { $0.range(of: #"^\d\d:\d\d:\d\d\.\d{3} out\| "#, options: .regularExpression) != nil }.count
+            let milliseconds = Int((elapsed / .milliseconds(1)).rounded(.up))
+            #expect(lines.count == 1_000)
+            #expect(stamped >= 1 && stamped <= milliseconds + 1, "\(stamped) times in \(milliseconds) ms (wantLines \(wantLines))")
+        }
+    }
+
     @Test("with a secret registered the lines go through redaction and still match")
     func redacted() throws {
         let lines = Self.sampleLines()

@@ -150,34 +150,28 @@ let gitBenchmark = RuntimeBenchmark(name: "git: worktree at a tag, 2,000 files, 
         let warmGit = root + "/git-warm"
         _ = try gitAdd(warmGit)
 
-        var khNames: [String] = []
-        var kh: [(add: Cost, remove: Cost)] = []
-        var base: [(add: Cost, remove: Cost)] = []
-        // Alternate which goes first, so drift in machine load falls on both alike.
-        for index in 0..<passes {
-            let path = root + "/kh-\(index)"
+        /// Both sides' step of pass `index`, KhGit first in even passes and git first in odd
+        /// ones, so drift in machine load falls on both alike.
+        func alternated<K, G>(_ index: Int, kh: () throws -> K, git: () throws -> G) rethrows -> (K, G) {
             if index % 2 == 0 {
-                let added = try khAdd(path)
-                khNames.append(added.name)
-                kh.append((added.cost, Cost(wall: 0, cpu: 0)))
-                base.append((try gitAdd(root + "/git-\(index)"), Cost(wall: 0, cpu: 0)))
-            } else {
-                base.append((try gitAdd(root + "/git-\(index)"), Cost(wall: 0, cpu: 0)))
-                let added = try khAdd(path)
-                khNames.append(added.name)
-                kh.append((added.cost, Cost(wall: 0, cpu: 0)))
+                let k = try kh()
+                return (k, try git())
             }
+            let g = try git()
+            return (try kh(), g)
+        }
+        var adds: [(kh: (name: String, cost: Cost), git: Cost)] = []
+        for index in 0..<passes {
+            adds.append(try alternated(index, kh: { try khAdd(root + "/kh-\(index)") }, git: { try gitAdd(root + "/git-\(index)") }))
         }
         _ = try khRemove(checkName)
         _ = try gitRemove(warmGit)
-        for index in 0..<passes {
-            if index % 2 == 0 {
-                kh[index].remove = try khRemove(khNames[index])
-                base[index].remove = try gitRemove(root + "/git-\(index)")
-            } else {
-                base[index].remove = try gitRemove(root + "/git-\(index)")
-                kh[index].remove = try khRemove(khNames[index])
-            }
+        var kh: [(add: Cost, remove: Cost)] = []
+        var base: [(add: Cost, remove: Cost)] = []
+        for (index, add) in adds.enumerated() {
+            let (khCost, gitCost) = try alternated(index, kh: { try khRemove(add.kh.name) }, git: { try gitRemove(root + "/git-\(index)") })
+            kh.append((add.kh.cost, khCost))
+            base.append((add.git, gitCost))
         }
         func row(_ label: String, _ pick: ((add: Cost, remove: Cost)) -> Cost, goal: Bool) -> Row {
             let k = median(kh.map { pick($0).wall })
